@@ -15,7 +15,10 @@ pub struct LocalizedString(pub BTreeMap<String, String>);
 impl LocalizedString {
     /// The value for the first locale of `chain` that has a non-blank value, with the
     /// locale it came from.
-    pub fn get_with_locale<'a, 'c, S: AsRef<str>>(&'a self, chain: &'c [S]) -> Option<(&'c str, &'a str)> {
+    pub fn get_with_locale<'a, 'c, S: AsRef<str>>(
+        &'a self,
+        chain: &'c [S],
+    ) -> Option<(&'c str, &'a str)> {
         chain.iter().find_map(|locale| {
             let locale = locale.as_ref();
             self.0
@@ -39,7 +42,11 @@ impl LocalizedString {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for LocalizedString {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 

@@ -163,7 +163,10 @@ pub struct ProductVariant {
 impl ProductVariant {
     /// The attribute named `name`.
     pub fn attribute(&self, name: &str) -> Option<&serde_json::Value> {
-        self.attributes.iter().find(|a| a.name == name).map(|a| &a.value)
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| &a.value)
     }
 }
 
@@ -426,4 +429,11 @@ macro_rules! keyed {
         }
     )*};
 }
-keyed!(ProductProjection, Product, Category, Store, Channel, ProductType);
+keyed!(
+    ProductProjection,
+    Product,
+    Category,
+    Store,
+    Channel,
+    ProductType
+);

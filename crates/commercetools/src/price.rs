@@ -25,20 +25,49 @@ pub struct PriceSelector<'a> {
 }
 
 /// The price commercetools would select for `selector` at instant `now`.
-pub fn select_price<'p>(prices: &'p [Price], selector: &PriceSelector<'_>, now: OffsetDateTime) -> Option<&'p Price> {
+pub fn select_price<'p>(
+    prices: &'p [Price],
+    selector: &PriceSelector<'_>,
+    now: OffsetDateTime,
+) -> Option<&'p Price> {
     prices
         .iter()
-        .filter(|p| p.value.currency_code.eq_ignore_ascii_case(selector.currency))
-        .filter(|p| scope_matches(p.country.as_deref(), selector.country, |a, b| a.eq_ignore_ascii_case(b)))
-        .filter(|p| scope_matches(p.channel.as_ref().map(|r| r.id.as_str()), selector.channel_id, |a, b| a == b))
         .filter(|p| {
-            scope_matches(p.customer_group.as_ref().map(|r| r.id.as_str()), selector.customer_group_id, |a, b| a == b)
+            p.value
+                .currency_code
+                .eq_ignore_ascii_case(selector.currency)
         })
-        .filter(|p| p.valid_from.is_none_or(|from| from <= now) && p.valid_until.is_none_or(|until| now < until))
+        .filter(|p| {
+            scope_matches(p.country.as_deref(), selector.country, |a, b| {
+                a.eq_ignore_ascii_case(b)
+            })
+        })
+        .filter(|p| {
+            scope_matches(
+                p.channel.as_ref().map(|r| r.id.as_str()),
+                selector.channel_id,
+                |a, b| a == b,
+            )
+        })
+        .filter(|p| {
+            scope_matches(
+                p.customer_group.as_ref().map(|r| r.id.as_str()),
+                selector.customer_group_id,
+                |a, b| a == b,
+            )
+        })
+        .filter(|p| {
+            p.valid_from.is_none_or(|from| from <= now)
+                && p.valid_until.is_none_or(|until| now < until)
+        })
         .max_by_key(|p| rank(p))
 }
 
-fn scope_matches(price_scope: Option<&str>, wanted: Option<&str>, eq: impl Fn(&str, &str) -> bool) -> bool {
+fn scope_matches(
+    price_scope: Option<&str>,
+    wanted: Option<&str>,
+    eq: impl Fn(&str, &str) -> bool,
+) -> bool {
     match (price_scope, wanted) {
         (None, _) => true,
         (Some(p), Some(w)) => eq(p, w),
@@ -76,14 +105,29 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-06-01 0:00 UTC);
 
-    fn sel<'a>(currency: &'a str, country: Option<&'a str>, channel: Option<&'a str>) -> PriceSelector<'a> {
-        PriceSelector { currency, country, channel_id: channel, customer_group_id: None }
+    fn sel<'a>(
+        currency: &'a str,
+        country: Option<&'a str>,
+        channel: Option<&'a str>,
+    ) -> PriceSelector<'a> {
+        PriceSelector {
+            currency,
+            country,
+            channel_id: channel,
+            customer_group_id: None,
+        }
     }
 
     #[test]
     fn only_prices_in_the_requested_currency_match() {
         let prices = [price(100, "EUR"), price(200, "USD")];
-        assert_eq!(select_price(&prices, &sel("usd", None, None), NOW).unwrap().value.cent_amount, 200);
+        assert_eq!(
+            select_price(&prices, &sel("usd", None, None), NOW)
+                .unwrap()
+                .value
+                .cent_amount,
+            200
+        );
         assert!(select_price(&prices, &sel("GBP", None, None), NOW).is_none());
     }
 
@@ -93,11 +137,32 @@ mod tests {
         let mut country = price(200, "USD");
         country.country = Some("US".into());
         let mut channel = price(300, "USD");
-        channel.channel = Some(Reference { type_id: "channel".into(), id: "ch".into() });
+        channel.channel = Some(Reference {
+            type_id: "channel".into(),
+            id: "ch".into(),
+        });
         let prices = [base, country, channel];
-        assert_eq!(select_price(&prices, &sel("USD", Some("US"), Some("ch")), NOW).unwrap().value.cent_amount, 300);
-        assert_eq!(select_price(&prices, &sel("USD", Some("US"), None), NOW).unwrap().value.cent_amount, 200);
-        assert_eq!(select_price(&prices, &sel("USD", Some("CA"), None), NOW).unwrap().value.cent_amount, 100);
+        assert_eq!(
+            select_price(&prices, &sel("USD", Some("US"), Some("ch")), NOW)
+                .unwrap()
+                .value
+                .cent_amount,
+            300
+        );
+        assert_eq!(
+            select_price(&prices, &sel("USD", Some("US"), None), NOW)
+                .unwrap()
+                .value
+                .cent_amount,
+            200
+        );
+        assert_eq!(
+            select_price(&prices, &sel("USD", Some("CA"), None), NOW)
+                .unwrap()
+                .value
+                .cent_amount,
+            100
+        );
     }
 
     #[test]
@@ -115,12 +180,25 @@ mod tests {
         let mut future = price(60, "USD");
         future.valid_from = Some(datetime!(2027-01-01 0:00 UTC));
         assert_eq!(
-            select_price(&[base.clone(), expired, future], &sel("USD", None, None), NOW).unwrap().value.cent_amount,
+            select_price(
+                &[base.clone(), expired, future],
+                &sel("USD", None, None),
+                NOW
+            )
+            .unwrap()
+            .value
+            .cent_amount,
             100
         );
         let mut current = price(70, "USD");
         current.valid_from = Some(datetime!(2026-01-01 0:00 UTC));
         current.valid_until = Some(datetime!(2027-01-01 0:00 UTC));
-        assert_eq!(select_price(&[base, current], &sel("USD", None, None), NOW).unwrap().value.cent_amount, 70);
+        assert_eq!(
+            select_price(&[base, current], &sel("USD", None, None), NOW)
+                .unwrap()
+                .value
+                .cent_amount,
+            70
+        );
     }
 }

@@ -104,7 +104,11 @@ pub struct Variant {
     #[serde(with = "rust_decimal::serde::float")]
     pub price: Decimal,
     /// Price before the discount.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::float_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::float_option"
+    )]
     pub strike_through_price: Option<Decimal>,
     /// SKU.
     #[serde(default, skip_serializing_if = "Option::is_none")]

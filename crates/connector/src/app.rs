@@ -1,0 +1,108 @@
+//! Wiring: builds the API clients and per-brand sinks from the checked settings.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use commercetools::{CtClient, CtConfig};
+use omnisend::{OmnisendClient, OmnisendConfig, RateController};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Settings;
+use crate::sync::sink::{DryRun, Sink};
+
+/// Why the clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A credential is missing.
+    #[error("{0}")]
+    MissingCredential(String),
+    /// Client construction failed.
+    #[error("{0}")]
+    Client(String),
+}
+
+/// The commercetools client for these settings.
+pub fn commercetools_client(settings: &Settings) -> Result<CtClient, AppError> {
+    let ct = &settings.commercetools;
+    let client_id = ct.client_id.clone().ok_or_else(|| {
+        AppError::MissingCredential("commercetools client id is not set (CTP_CLIENT_ID or commercetools.client_id)".into())
+    })?;
+    let client_secret = ct.client_secret.clone().ok_or_else(|| {
+        AppError::MissingCredential("commercetools client secret is not set (CTP_CLIENT_SECRET)".into())
+    })?;
+    CtClient::new(CtConfig {
+        project_key: ct.project_key.clone(),
+        api_url: ct.api_url.clone(),
+        auth_url: ct.auth_url.clone(),
+        client_id,
+        client_secret,
+        scopes: ct.scopes.clone(),
+        timeout: ct.timeout,
+        max_retries: 5,
+    })
+    .map_err(|e| AppError::Client(e.to_string()))
+}
+
+/// Output of `--dry-run`.
+pub type DryRunOutput = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// One sink per store route. Stores sharing an API key (one brand) share one rate controller,
+/// so together they stay under `requests_per_minute`. With `dry_run`, nothing is sent and no
+/// API key is needed.
+pub fn sinks(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    dry_run: Option<DryRunOutput>,
+) -> Result<HashMap<String, Sink>, AppError> {
+    let mut by_key: HashMap<String, OmnisendClient> = HashMap::new();
+    let mut out = HashMap::new();
+    for store in &settings.stores {
+        let sink = match &dry_run {
+            Some(w) => Sink::DryRun(DryRun::new(w.clone(), &store.key)),
+            None => {
+                let key = env(&store.omnisend_api_key_env).filter(|k| !k.is_empty()).ok_or_else(|| {
+                    AppError::MissingCredential(format!(
+                        "stores[{}]: the Omnisend API key variable {} is not set",
+                        store.key, store.omnisend_api_key_env
+                    ))
+                })?;
+                let client = match by_key.get(&key) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let o = &settings.omnisend;
+                        let rate = RateController::new(o.requests_per_minute, o.burst);
+                        let client = OmnisendClient::new(
+                            OmnisendConfig {
+                                api_url: o.api_url.clone(),
+                                api_key: SecretString::from(key.clone()),
+                                timeout: o.timeout,
+                                max_attempts: o.max_attempts,
+                                batch_poll_interval: o.batch_poll_interval,
+                                origin: "ct-omnisend".into(),
+                            },
+                            rate,
+                        )
+                        .map_err(|e| AppError::Client(e.to_string()))?;
+                        by_key.insert(key.clone(), client.clone());
+                        client
+                    }
+                };
+                Sink::Live(client)
+            }
+        };
+        out.insert(store.key.clone(), sink);
+    }
+    Ok(out)
+}
+
+/// Masks a secret for display: never more than its last 4 characters.
+pub fn mask(secret: &SecretString) -> String {
+    let s = secret.expose_secret();
+    let n = s.chars().count();
+    if n <= 8 {
+        "****".into()
+    } else {
+        format!("****{}", s.chars().skip(n - 4).collect::<String>())
+    }
+}

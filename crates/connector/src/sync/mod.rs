@@ -1,0 +1,70 @@
+//! The sync engine: full and delta runs per store route, planned by payload hash, written
+//! through `/batches`, with run statistics and rejected records in the state store.
+
+pub mod catalog;
+pub mod sink;
+pub mod writer;
+
+use serde::Serialize;
+
+use crate::store::{RunStats, StoreError};
+
+/// Full or delta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Everything, with removal of what disappeared.
+    Full,
+    /// Only what changed since the cursor.
+    Delta,
+}
+
+impl Mode {
+    /// `full` / `delta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Delta => "delta",
+        }
+    }
+}
+
+/// The outcome of one entity run for one route; serialises as one element of the `--json`
+/// document's `runs` array.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// `categories`, `products`, …
+    pub entity: String,
+    /// Store route key (not part of the contract's keys, but useful and additive).
+    pub store: String,
+    /// Full or delta.
+    pub mode: Mode,
+    /// Why a full refresh happened, when it was not requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: RunStats,
+}
+
+/// A run-level failure (record-level problems are rejections, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// commercetools failed (auth, unreachable, …); cursors are left untouched.
+    #[error("commercetools: {0}")]
+    Commercetools(#[from] commercetools::CtError),
+    /// Omnisend failed for a whole request after retries.
+    #[error("Omnisend (store {route}): {source}")]
+    Omnisend {
+        /// Store route.
+        route: String,
+        /// Cause.
+        source: omnisend::OmnisendError,
+    },
+    /// State store failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Configuration that only fails against the live project (unknown channel key, …).
+    #[error("config: {0}")]
+    Config(String),
+}

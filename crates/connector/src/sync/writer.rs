@@ -1,0 +1,370 @@
+//! Bulk writer: turns planned creates and replaces into `/batches` requests of up to 100 items,
+//! waits for their outcome, and maps every item's result back to its record.
+//!
+//! Records are written to the state store only after Omnisend reports the item done, so a crash
+//! at any point means the next run re-plans (and, by hash, re-sends) what was not confirmed.
+//! Per-item failures are routed: 404 on a replace → create; 409 on a create → replace;
+//! 408/429/5xx → retried in a later batch (bounded); any other 4xx → a rejected record with the
+//! field errors Omnisend gave.
+
+use omnisend::models::{Batch, BatchEndpoint, BatchItem, BatchMethod, BatchRequest};
+use omnisend::OmnisendError;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::sink::Sink;
+use super::SyncError;
+use crate::store::{NewRejected, RecordStatus, RunStats, StateStore, SyncRecord};
+
+/// How many times one item is retried across batches after transient failures.
+const MAX_ITEM_ATTEMPTS: u32 = 4;
+/// Batches in flight before the writer waits for their results (bounds memory and lets
+/// failures surface early without spending a poll per batch).
+const PENDING_WINDOW: usize = 25;
+
+/// One planned write.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// commercetools id (also the Omnisend id).
+    pub ct_id: String,
+    /// commercetools version.
+    pub ct_version: i64,
+    /// Hash of `body`.
+    pub hash: String,
+    /// The request body.
+    pub body: Value,
+    attempts: u32,
+}
+
+impl Planned {
+    /// A new planned write.
+    pub fn new(ct_id: String, ct_version: i64, hash: String, body: Value) -> Self {
+        Self { ct_id, ct_version, hash, body, attempts: 0 }
+    }
+}
+
+struct PendingBatch {
+    id: String,
+    method: BatchMethod,
+    items: Vec<Planned>,
+}
+
+/// Batching writer for one (route, entity).
+pub struct BatchWriter<'a> {
+    route: &'a str,
+    entity: &'static str,
+    endpoint: BatchEndpoint,
+    /// Field of the item body holding the id (`id`, `categoryID`).
+    id_field: &'static str,
+    sink: &'a Sink,
+    store: &'a StateStore,
+    batch_size: usize,
+    creates: Vec<Planned>,
+    replaces: Vec<Planned>,
+    pending: Vec<PendingBatch>,
+    /// Full-run id stamped on every record written (see `StateStore::unseen_records`).
+    seen_run: Option<i64>,
+    /// Ids confirmed written in this run.
+    pub confirmed: Vec<String>,
+    /// Counters.
+    pub stats: RunStats,
+}
+
+impl<'a> BatchWriter<'a> {
+    /// A writer for `entity` of `route`, sending to `endpoint`.
+    pub fn new(
+        route: &'a str,
+        entity: &'static str,
+        endpoint: BatchEndpoint,
+        id_field: &'static str,
+        sink: &'a Sink,
+        store: &'a StateStore,
+        batch_size: usize,
+        seen_run: Option<i64>,
+    ) -> Self {
+        Self {
+            route,
+            entity,
+            endpoint,
+            id_field,
+            sink,
+            store,
+            batch_size: batch_size.clamp(1, omnisend::models::limits::BATCH_ITEMS),
+            creates: Vec::new(),
+            replaces: Vec::new(),
+            pending: Vec::new(),
+            seen_run,
+            confirmed: Vec::new(),
+            stats: RunStats::default(),
+        }
+    }
+
+    /// Queues a create (record unknown to Omnisend).
+    pub async fn create(&mut self, p: Planned) -> Result<(), SyncError> {
+        self.creates.push(p);
+        self.flush_full().await
+    }
+
+    /// Queues a replace (record known to Omnisend).
+    pub async fn replace(&mut self, p: Planned) -> Result<(), SyncError> {
+        self.replaces.push(p);
+        self.flush_full().await
+    }
+
+    async fn flush_full(&mut self) -> Result<(), SyncError> {
+        if self.creates.len() >= self.batch_size {
+            self.submit(BatchMethod::Post).await?;
+        }
+        if self.replaces.len() >= self.batch_size {
+            self.submit(BatchMethod::Put).await?;
+        }
+        if self.pending.len() >= PENDING_WINDOW {
+            self.settle().await?;
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, method: BatchMethod) -> Result<(), SyncError> {
+        let buf = match method {
+            BatchMethod::Post => &mut self.creates,
+            BatchMethod::Put => &mut self.replaces,
+        };
+        let n = buf.len().min(self.batch_size);
+        if n == 0 {
+            return Ok(());
+        }
+        let items: Vec<Planned> = buf.drain(..n).collect();
+        let req = BatchRequest {
+            endpoint: self.endpoint,
+            method,
+            items: items.iter().map(|p| p.body.clone()).collect(),
+            origin: Some("ct-omnisend".into()),
+        };
+        match self.sink.submit_batch(&req).await {
+            Ok(id) => {
+                self.pending.push(PendingBatch { id, method, items });
+                Ok(())
+            }
+            Err(OmnisendError::Rejected { status, problem, .. }) => {
+                // The whole batch was refused (e.g. one malformed item fails schema validation):
+                // fall back to smaller batches so one bad record cannot block the others.
+                if items.len() == 1 {
+                    let reason = format!("Omnisend refused the item ({status}): {}", problem_summary(&problem));
+                    self.reject(&items[0], problem.errors.first().and_then(|e| e.field.clone()), reason).await
+                } else {
+                    let mid = items.len() / 2;
+                    let (a, b) = items.split_at(mid);
+                    for half in [a, b] {
+                        let buf = match method {
+                            BatchMethod::Post => &mut self.creates,
+                            BatchMethod::Put => &mut self.replaces,
+                        };
+                        buf.splice(0..0, half.iter().cloned());
+                        let saved = self.batch_size;
+                        self.batch_size = half.len();
+                        let r = Box::pin(self.submit(method)).await;
+                        self.batch_size = saved;
+                        r?;
+                    }
+                    Ok(())
+                }
+            }
+            Err(e) => Err(SyncError::Omnisend { route: self.route.to_owned(), source: e }),
+        }
+    }
+
+    /// Sends what is buffered and waits until every batch has ended and every item is settled.
+    pub async fn finish(&mut self) -> Result<(), SyncError> {
+        loop {
+            while !self.creates.is_empty() {
+                self.submit(BatchMethod::Post).await?;
+            }
+            while !self.replaces.is_empty() {
+                self.submit(BatchMethod::Put).await?;
+            }
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            self.settle().await?;
+        }
+    }
+
+    /// Waits for the pending batches and routes each item's outcome.
+    async fn settle(&mut self) -> Result<(), SyncError> {
+        let pending = std::mem::take(&mut self.pending);
+        let ids: Vec<String> = pending.iter().map(|b| b.id.clone()).collect();
+        let batches = self
+            .sink
+            .wait_batches(self.endpoint, &ids)
+            .await
+            .map_err(|e| SyncError::Omnisend { route: self.route.to_owned(), source: e })?;
+        let now = OffsetDateTime::now_utc();
+        for pb in pending {
+            let batch = batches.iter().find(|b| b.batch_id == pb.id);
+            self.settle_batch(pb, batch, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_batch(&mut self, pb: PendingBatch, batch: Option<&Batch>, now: OffsetDateTime) -> Result<(), SyncError> {
+        let failures: Vec<&BatchItem> = batch.map(|b| b.errors.iter().collect()).unwrap_or_default();
+        let stopped = batch.is_none_or(|b| b.status == "stopped");
+        let mut done = Vec::new();
+        for item in pb.items {
+            let failure = failures.iter().find(|f| self.item_id(f).as_deref() == Some(item.ct_id.as_str()));
+            match failure {
+                None if !stopped || self.item_answered(batch, &item.ct_id) => done.push(item),
+                None => self.retry_later(item, pb.method, "batch stopped before the item was processed".into()).await?,
+                Some(f) => self.route_failure(item, pb.method, f).await?,
+            }
+        }
+        if done.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<SyncRecord> = done
+            .iter()
+            .map(|p| SyncRecord {
+                route: self.route.to_owned(),
+                entity: self.entity.to_owned(),
+                ct_id: p.ct_id.clone(),
+                ct_version: p.ct_version,
+                payload_hash: p.hash.clone(),
+                omnisend_id: Some(p.ct_id.clone()),
+                status: RecordStatus::Synced,
+                batch_id: Some(pb.id.clone()),
+                last_error: None,
+                synced_at: Some(now),
+                seen_run: self.seen_run,
+            })
+            .collect();
+        if !self.sink.is_dry_run() {
+            self.store.upsert_records(&records).await?;
+            for p in &done {
+                self.store.resolve_rejected(self.route, self.entity, &p.ct_id, now).await?;
+            }
+        }
+        match pb.method {
+            BatchMethod::Post => self.stats.created += done.len() as u64,
+            BatchMethod::Put => self.stats.updated += done.len() as u64,
+        }
+        self.confirmed.extend(done.into_iter().map(|p| p.ct_id));
+        Ok(())
+    }
+
+    fn item_id(&self, item: &BatchItem) -> Option<String> {
+        item.request.as_ref()?.get(self.id_field)?.as_str().map(str::to_owned)
+    }
+
+    fn item_answered(&self, batch: Option<&Batch>, id: &str) -> bool {
+        batch.is_some_and(|b| b.responses.iter().any(|r| self.item_id(r).as_deref() == Some(id)))
+    }
+
+    async fn route_failure(&mut self, mut item: Planned, method: BatchMethod, f: &BatchItem) -> Result<(), SyncError> {
+        let code = f.response_code.unwrap_or(0);
+        let problem = f.response.as_ref().and_then(|r| serde_json::from_value::<omnisend::problem::Problem>(r.clone()).ok());
+        let summary = problem.as_ref().map(|p| problem_summary(p)).unwrap_or_else(|| format!("status {code}"));
+        match (code, method) {
+            (404, BatchMethod::Put) => {
+                item.attempts += 1;
+                self.requeue(item, BatchMethod::Post, "not found on replace".into()).await
+            }
+            (409, BatchMethod::Post) => {
+                item.attempts += 1;
+                self.requeue(item, BatchMethod::Put, "already exists on create".into()).await
+            }
+            (408 | 429, _) | (500..=599, _) | (0, _) => self.retry_later(item, method, summary).await,
+            _ => {
+                let field = problem.as_ref().and_then(|p| p.errors.first()).and_then(|e| e.field.clone());
+                self.reject(&item, field, format!("Omnisend refused the item ({code}): {summary}")).await
+            }
+        }
+    }
+
+    async fn retry_later(&mut self, mut item: Planned, method: BatchMethod, reason: String) -> Result<(), SyncError> {
+        item.attempts += 1;
+        self.requeue(item, method, reason).await
+    }
+
+    async fn requeue(&mut self, item: Planned, method: BatchMethod, reason: String) -> Result<(), SyncError> {
+        if item.attempts >= MAX_ITEM_ATTEMPTS {
+            tracing::warn!(route = self.route, entity = self.entity, id = %item.ct_id, %reason, "giving up on item for this run");
+            self.stats.failed += 1;
+            if !self.sink.is_dry_run() {
+                let record = SyncRecord {
+                    route: self.route.to_owned(),
+                    entity: self.entity.to_owned(),
+                    ct_id: item.ct_id.clone(),
+                    ct_version: item.ct_version,
+                    // An empty hash never matches, so the next run sends the record again.
+                    payload_hash: String::new(),
+                    omnisend_id: None,
+                    status: RecordStatus::Failed,
+                    batch_id: None,
+                    last_error: Some(reason),
+                    synced_at: None,
+                    seen_run: self.seen_run,
+                };
+                self.store.upsert_records(&[record]).await?;
+            }
+            return Ok(());
+        }
+        match method {
+            BatchMethod::Post => self.creates.push(item),
+            BatchMethod::Put => self.replaces.push(item),
+        }
+        Ok(())
+    }
+
+    async fn reject(&mut self, item: &Planned, field: Option<String>, reason: String) -> Result<(), SyncError> {
+        self.stats.rejected += 1;
+        if self.sink.is_dry_run() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        self.store
+            .add_rejected(&NewRejected {
+                route: self.route.to_owned(),
+                entity: self.entity.to_owned(),
+                ct_id: item.ct_id.clone(),
+                field,
+                reason: reason.clone(),
+                payload: Some(item.body.clone()),
+                at: now,
+            })
+            .await?;
+        let record = SyncRecord {
+            route: self.route.to_owned(),
+            entity: self.entity.to_owned(),
+            ct_id: item.ct_id.clone(),
+            ct_version: item.ct_version,
+            payload_hash: String::new(),
+            omnisend_id: None,
+            status: RecordStatus::Rejected,
+            batch_id: None,
+            last_error: Some(reason),
+            synced_at: None,
+            seen_run: self.seen_run,
+        };
+        self.store.upsert_records(&[record]).await?;
+        Ok(())
+    }
+}
+
+/// One line from an RFC 9457 problem: title, detail and field errors.
+pub fn problem_summary(p: &omnisend::problem::Problem) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(t) = &p.title {
+        parts.push(t.clone());
+    }
+    if let Some(d) = p.detail.as_ref().filter(|d| Some(*d) != p.title.as_ref()) {
+        parts.push(d.clone());
+    }
+    for e in &p.errors {
+        parts.push(format!(
+            "{}: {}",
+            e.field.as_deref().unwrap_or("?"),
+            e.message.as_deref().or(e.code.as_deref()).unwrap_or("invalid")
+        ));
+    }
+    if parts.is_empty() { "no details".to_owned() } else { parts.join("; ") }
+}

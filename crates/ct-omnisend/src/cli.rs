@@ -1,0 +1,276 @@
+//! Commands of the interface contract (`../shared/docs/PRODUCT.md`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use connector::app;
+use connector::config::Settings;
+use connector::store::{RejectedFilter, StateStore};
+use connector::sync::catalog::{CatalogOptions, CatalogSync};
+
+use crate::output::{self, LogFormat};
+
+/// Keeps Omnisend (email/SMS marketing) in step with commercetools.
+#[derive(Debug, Parser)]
+#[command(name = "ct-omnisend", version, about)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "CT_OMNISEND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State store URL: sqlite://PATH (default sqlite://ct-omnisend.db) or postgres://…
+    #[arg(long, global = true, env = "CT_OMNISEND_STATE")]
+    pub state: Option<String>,
+    /// Log format on stderr (auto: pretty on a terminal, JSON otherwise).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Synchronise commercetools data to Omnisend.
+    Sync(SyncArgs),
+    /// Cursors, last runs and rejected records per entity.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records that could not be synced.
+    Rejected {
+        /// Sub-command.
+        #[command(subcommand)]
+        command: RejectedCommand,
+    },
+    /// Configuration tools.
+    Config {
+        /// Sub-command.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Runs the whole product against built-in emulators of both APIs with a generated shop.
+    Demo {
+        /// Exit after the demo runs instead of keeping the emulators up.
+        #[arg(long)]
+        exit: bool,
+        /// Products in the generated catalog.
+        #[arg(long, default_value_t = 1200)]
+        products: usize,
+    },
+}
+
+/// What to synchronise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Entity {
+    /// Categories and products.
+    Catalog,
+    /// Customers (arrives with the contacts issue).
+    Customers,
+    /// Orders (arrives with the events issue).
+    Orders,
+    /// Everything available.
+    All,
+}
+
+/// `sync` arguments.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// What to synchronise.
+    #[arg(value_enum)]
+    pub entity: Entity,
+    /// Full refresh instead of delta.
+    #[arg(long)]
+    pub full: bool,
+    /// Send nothing; write the exact request bodies as NDJSON to FILE (stdout without FILE).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub dry_run: Option<String>,
+    /// Only this store route.
+    #[arg(long, value_name = "KEY")]
+    pub store: Option<String>,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rejected` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum RejectedCommand {
+    /// List open rejected records (newest first).
+    List {
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one rejected record with its payload.
+    Show {
+        /// Rejected record id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-fetch, re-map and re-send rejected records.
+    Replay {
+        /// One record id.
+        id: Option<i64>,
+        /// Every open rejected record.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `config` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and, where credentials are set, connectivity.
+    Check,
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load_settings(cli_config: Option<&Path>, cli_state: Option<&str>) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(cli_config, &process_env)?;
+    if let Some(state) = cli_state {
+        settings.state_url = state.to_owned();
+    }
+    Ok(settings)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo { exit, products } => crate::demo::run(exit, products).await,
+        Command::Config { command: ConfigCommand::Check } => config_check(cli.config.as_deref(), cli.state.as_deref()).await,
+        Command::Sync(args) => {
+            let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
+            sync(&settings, &args, &process_env).await
+        }
+        Command::Status { json } => {
+            let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
+            let store = StateStore::connect(&settings.state_url).await?;
+            output::print_status(&store, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rejected { command } => {
+            let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
+            let store = StateStore::connect(&settings.state_url).await?;
+            rejected(&settings, &store, command).await
+        }
+    }
+}
+
+/// `sync …`, also used by the demo.
+pub async fn sync(settings: &Settings, args: &SyncArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ExitCode> {
+    match args.entity {
+        Entity::Catalog | Entity::All => {}
+        Entity::Customers => bail!("sync customers is not available in this version yet (contacts issue)"),
+        Entity::Orders => bail!("sync orders is not available in this version yet (events issue)"),
+    }
+    let store = StateStore::connect(&settings.state_url)
+        .await
+        .with_context(|| format!("opening the state store {}", output::redact_url(&settings.state_url)))?;
+    let dry_output: Option<app::DryRunOutput> = match args.dry_run.as_deref() {
+        None => None,
+        Some("-") => Some(Arc::new(Mutex::new(Box::new(std::io::stdout()) as Box<dyn Write + Send>))),
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating dry-run file {path}"))?;
+            Some(Arc::new(Mutex::new(Box::new(BufWriter::new(f)) as Box<dyn Write + Send>)))
+        }
+    };
+    let ct = app::commercetools_client(settings)?;
+    let sinks = app::sinks(settings, env, dry_output.clone())?;
+    let engine = CatalogSync::new(ct, store, settings.clone(), sinks);
+    let bars = output::Bars::new(!args.json && args.dry_run.as_deref() != Some("-"));
+    let summaries = engine
+        .run(&CatalogOptions { full: args.full, store: args.store.clone() }, &|p| bars.update(p.store, p.entity, p.seen))
+        .await;
+    bars.finish();
+    if let Some(out) = dry_output {
+        out.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
+    }
+    let summaries = summaries?;
+    if args.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "runs": summaries }))?);
+    } else if args.dry_run.as_deref() == Some("-") {
+        output::print_summary_to(&mut std::io::stderr(), &summaries)?;
+    } else {
+        output::print_summary_to(&mut std::io::stdout(), &summaries)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Result<ExitCode> {
+    let settings = load_settings(path, state)?;
+    println!("configuration: ok ({} store route(s): {})", settings.stores.len(), settings.stores.iter().map(|s| s.key.as_str()).collect::<Vec<_>>().join(", "));
+    let mut ok = true;
+    match StateStore::connect(&settings.state_url).await {
+        Ok(_) => println!("state store: ok ({})", output::redact_url(&settings.state_url)),
+        Err(e) => {
+            ok = false;
+            println!("state store: FAILED: {e}");
+        }
+    }
+    match app::commercetools_client(&settings) {
+        Err(e) => println!("commercetools: not checked ({e})"),
+        Ok(ct) => match ct.check_connectivity().await {
+            Ok(()) => println!("commercetools: ok (project {} at {})", settings.commercetools.project_key, settings.commercetools.api_url),
+            Err(e) => {
+                ok = false;
+                println!("commercetools: FAILED: {e}");
+            }
+        },
+    }
+    for s in &settings.stores {
+        match std::env::var(&s.omnisend_api_key_env) {
+            Ok(v) if !v.is_empty() => println!("omnisend brand for store {}: key set in {}", s.key, s.omnisend_api_key_env),
+            _ => println!("omnisend brand for store {}: {} is not set", s.key, s.omnisend_api_key_env),
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn rejected(settings: &Settings, store: &StateStore, command: RejectedCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RejectedCommand::List { all, limit, json } => {
+            let list = store.list_rejected(&RejectedFilter { entity: None, route: None, open_only: !all, limit }).await?;
+            output::print_rejected_list(&list, json)?;
+        }
+        RejectedCommand::Show { id, json } => {
+            let Some(r) = store.rejected(id).await? else { bail!("no rejected record with id {id}") };
+            output::print_rejected_one(&r, json)?;
+        }
+        RejectedCommand::Replay { id, all, json } => {
+            if id.is_none() && !all {
+                bail!("say which: `rejected replay ID` or `rejected replay --all`");
+            }
+            let ct = app::commercetools_client(settings)?;
+            let sinks = app::sinks(settings, &process_env, None)?;
+            let engine = CatalogSync::new(ct, store.clone(), settings.clone(), sinks);
+            let outcomes = engine.replay(id).await?;
+            output::print_replay(&outcomes, json)?;
+            if outcomes.iter().any(|o| !o.resolved) {
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
