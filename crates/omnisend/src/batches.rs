@@ -106,10 +106,10 @@ impl OmnisendClient {
 
     /// One list round: pages through `GET /batches?endpoint=E` while some of `unseen` are still
     /// missing, moving terminal batches into `done` and removing every listed id from `unseen`.
-    async fn list_round<'a>(
+    async fn list_round(
         &self,
         endpoint: BatchEndpoint,
-        unseen: &mut HashSet<&'a str>,
+        unseen: &mut HashSet<&str>,
         done: &mut HashMap<String, Batch>,
     ) -> Result<(), OmnisendError> {
         for page in 0..MAX_LIST_PAGES {

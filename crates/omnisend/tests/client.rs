@@ -144,7 +144,7 @@ async fn sends_auth_and_version_headers() {
         .unwrap();
     server.abort();
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.len(), 1);
     let h = &seen[0];
     assert_eq!(
@@ -403,4 +403,44 @@ async fn contact_and_event_are_posted() {
     });
     client.post_event(&event).await.unwrap();
     assert_eq!(emu.events(KEY).len(), 1);
+}
+
+#[tokio::test]
+async fn wait_batches_fetches_items_when_the_list_omits_errors() {
+    use axum::extract::Path;
+    use axum::routing::get;
+    use serde_json::json;
+    let app = axum::Router::new()
+        .route(
+            "/api/batches",
+            get(|| async {
+                axum::Json(json!({"batches": [{"batchID": "b1", "status": "finished",
+                    "totalCount": 2, "finishedCount": 2, "errorsCount": 1}], "paging": {}}))
+            }),
+        )
+        .route(
+            "/api/batches/{id}/items",
+            get(|Path(id): Path<String>| async move {
+                axum::Json(json!({"batchID": id, "status": "finished", "errorsCount": 1, "responses": [
+                    {"itemID": "i1", "status": "finished", "responseCode": 200, "request": {"id": "a"}},
+                    {"itemID": "i2", "status": "failed", "responseCode": 400, "request": {"id": "b"}}
+                ]}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = client_for(&format!("http://{addr}/api"), 1);
+    let batches = client
+        .wait_batches(BatchEndpoint::Products, &["b1".to_owned()])
+        .await
+        .unwrap();
+    server.abort();
+    assert_eq!(batches[0].errors.len(), 1);
+    assert_eq!(batches[0].errors[0].item_id.as_deref(), Some("i2"));
+    assert_eq!(
+        client.requests_sent(),
+        2,
+        "one list request, one items request"
+    );
 }
