@@ -26,10 +26,14 @@ pub enum AppError {
 pub fn commercetools_client(settings: &Settings) -> Result<CtClient, AppError> {
     let ct = &settings.commercetools;
     let client_id = ct.client_id.clone().ok_or_else(|| {
-        AppError::MissingCredential("commercetools client id is not set (CTP_CLIENT_ID or commercetools.client_id)".into())
+        AppError::MissingCredential(
+            "commercetools client id is not set (CTP_CLIENT_ID or commercetools.client_id)".into(),
+        )
     })?;
     let client_secret = ct.client_secret.clone().ok_or_else(|| {
-        AppError::MissingCredential("commercetools client secret is not set (CTP_CLIENT_SECRET)".into())
+        AppError::MissingCredential(
+            "commercetools client secret is not set (CTP_CLIENT_SECRET)".into(),
+        )
     })?;
     CtClient::new(CtConfig {
         project_key: ct.project_key.clone(),
@@ -61,12 +65,14 @@ pub fn sinks(
         let sink = match &dry_run {
             Some(w) => Sink::DryRun(DryRun::new(w.clone(), &store.key)),
             None => {
-                let key = env(&store.omnisend_api_key_env).filter(|k| !k.is_empty()).ok_or_else(|| {
-                    AppError::MissingCredential(format!(
-                        "stores[{}]: the Omnisend API key variable {} is not set",
-                        store.key, store.omnisend_api_key_env
-                    ))
-                })?;
+                let key = env(&store.omnisend_api_key_env)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        AppError::MissingCredential(format!(
+                            "stores[{}]: the Omnisend API key variable {} is not set",
+                            store.key, store.omnisend_api_key_env
+                        ))
+                    })?;
                 let client = match by_key.get(&key) {
                     Some(c) => c.clone(),
                     None => {

@@ -63,7 +63,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,11 +187,17 @@ pub struct RawSettings {
 
 impl RawSettings {
     /// Reads a TOML file (if given) and applies the contract's environment variables on top.
-    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
             if !path.exists() {
-                return Err(ConfigError::Parse(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -207,8 +216,11 @@ impl RawSettings {
                 .set_override_option(key, env(var).filter(|v| !v.is_empty()))
                 .map_err(|e| ConfigError::Parse(e.to_string()))?;
         }
-        let cfg = builder.build().map_err(|e| ConfigError::Parse(e.to_string()))?;
-        cfg.try_deserialize().map_err(|e| ConfigError::Parse(e.to_string()))
+        let cfg = builder
+            .build()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.try_deserialize()
+            .map_err(|e| ConfigError::Parse(e.to_string()))
     }
 }
 
@@ -225,7 +237,8 @@ impl Locale {
         let mut parts = s.split('-');
         let lang = parts.next()?;
         let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
-        let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let rest_ok = parts
+            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
         (lang_ok && rest_ok).then(|| Self(s.to_owned()))
     }
     /// As text.
@@ -253,7 +266,8 @@ pub struct CurrencyCode(String);
 impl CurrencyCode {
     /// Three ASCII letters, normalised to upper case.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic())).then(|| Self(s.to_ascii_uppercase()))
+        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()))
+            .then(|| Self(s.to_ascii_uppercase()))
     }
     /// As text.
     pub fn as_str(&self) -> &str {
@@ -268,7 +282,8 @@ pub struct CountryCode(String);
 impl CountryCode {
     /// Two ASCII letters, normalised to upper case.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic())).then(|| Self(s.to_ascii_uppercase()))
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic()))
+            .then(|| Self(s.to_ascii_uppercase()))
     }
     /// As text.
     pub fn as_str(&self) -> &str {
@@ -288,14 +303,22 @@ impl UrlTemplate {
     pub fn parse(s: &str, allowed: &[&str]) -> Result<Self, String> {
         let mut rest = s;
         while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in {s:?}"))? + open;
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in {s:?}"))?
+                + open;
             let name = &rest[open + 1..close];
             if !allowed.contains(&name) {
-                return Err(format!("unknown placeholder {{{name}}} (allowed: {})", allowed.join(", ")));
+                return Err(format!(
+                    "unknown placeholder {{{name}}} (allowed: {})",
+                    allowed.join(", ")
+                ));
             }
             rest = &rest[close + 1..];
         }
-        let probe = allowed.iter().fold(s.to_owned(), |acc, p| acc.replace(&format!("{{{p}}}"), "x"));
+        let probe = allowed
+            .iter()
+            .fold(s.to_owned(), |acc, p| acc.replace(&format!("{{{p}}}"), "x"));
         check_http_url(&probe)?;
         Ok(Self(s.to_owned()))
     }
@@ -440,7 +463,10 @@ pub struct Settings {
 
 impl Settings {
     /// Loads file + environment and checks everything.
-    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         Self::from_raw(RawSettings::load(path, env)?)
     }
 
@@ -450,42 +476,85 @@ impl Settings {
         let project_key = ct
             .project_key
             .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| invalid("commercetools.project_key", format!("is required (or set {})", env::CTP_PROJECT_KEY)))?;
-        if !project_key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-            return Err(invalid("commercetools.project_key", format!("{project_key:?} may only contain a-z, 0-9, - and _")));
+            .ok_or_else(|| {
+                invalid(
+                    "commercetools.project_key",
+                    format!("is required (or set {})", env::CTP_PROJECT_KEY),
+                )
+            })?;
+        if !project_key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "commercetools.project_key",
+                format!("{project_key:?} may only contain a-z, 0-9, - and _"),
+            ));
         }
         let region = ct.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let api_url = url_or_default(ct.api_url, "commercetools.api_url", || format!("https://api.{region}.commercetools.com"))?;
-        let auth_url = url_or_default(ct.auth_url, "commercetools.auth_url", || format!("https://auth.{region}.commercetools.com"))?;
+        let api_url = url_or_default(ct.api_url, "commercetools.api_url", || {
+            format!("https://api.{region}.commercetools.com")
+        })?;
+        let auth_url = url_or_default(ct.auth_url, "commercetools.auth_url", || {
+            format!("https://auth.{region}.commercetools.com")
+        })?;
         let page_size = ct.page_size.unwrap_or(500);
         if !(1..=500).contains(&page_size) {
-            return Err(invalid("commercetools.page_size", "must be between 1 and 500"));
+            return Err(invalid(
+                "commercetools.page_size",
+                "must be between 1 and 500",
+            ));
         }
 
         let os = raw.omnisend;
-        let omnisend_api_url = url_or_default(os.api_url, "omnisend.api_url", || DEFAULT_OMNISEND_API_URL.to_owned())?;
+        let omnisend_api_url = url_or_default(os.api_url, "omnisend.api_url", || {
+            DEFAULT_OMNISEND_API_URL.to_owned()
+        })?;
         let requests_per_minute = os.requests_per_minute.unwrap_or(360);
         if requests_per_minute == 0 {
-            return Err(invalid("omnisend.requests_per_minute", "must be at least 1"));
+            return Err(invalid(
+                "omnisend.requests_per_minute",
+                "must be at least 1",
+            ));
         }
         if requests_per_minute > 400 {
-            tracing::warn!(requests_per_minute, "omnisend.requests_per_minute is above Omnisend's documented 400/min");
+            tracing::warn!(
+                requests_per_minute,
+                "omnisend.requests_per_minute is above Omnisend's documented 400/min"
+            );
         }
         let batch_size = os.batch_size.unwrap_or(100);
         if !(1..=100).contains(&batch_size) {
-            return Err(invalid("omnisend.batch_size", "must be between 1 and 100 (Omnisend's batch limit)"));
+            return Err(invalid(
+                "omnisend.batch_size",
+                "must be between 1 and 100 (Omnisend's batch limit)",
+            ));
         }
 
-        let state_url = raw.state.url.unwrap_or_else(|| DEFAULT_STATE_URL.to_owned());
-        if !(state_url.starts_with("sqlite:") || state_url.starts_with("postgres://") || state_url.starts_with("postgresql://")) {
-            return Err(invalid("state.url", format!("{state_url:?}: use sqlite://PATH or postgres://…")));
+        let state_url = raw
+            .state
+            .url
+            .unwrap_or_else(|| DEFAULT_STATE_URL.to_owned());
+        if !(state_url.starts_with("sqlite:")
+            || state_url.starts_with("postgres://")
+            || state_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "state.url",
+                format!("{state_url:?}: use sqlite://PATH or postgres://…"),
+            ));
         }
 
         let cat = raw.catalog;
         let unpublished = match cat.unpublished.as_deref().unwrap_or("delete") {
             "delete" => UnpublishedPolicy::Delete,
             "not_available" => UnpublishedPolicy::NotAvailable,
-            other => return Err(invalid("catalog.unpublished", format!("{other:?}: expected \"delete\" or \"not_available\""))),
+            other => {
+                return Err(invalid(
+                    "catalog.unpublished",
+                    format!("{other:?}: expected \"delete\" or \"not_available\""),
+                ));
+            }
         };
         let catalog = CatalogSettings {
             vendor_attribute: match cat.vendor_attribute {
@@ -493,14 +562,21 @@ impl Settings {
                 Some(a) => Some(a),
                 None => Some("brand".to_owned()),
             },
-            tag_attributes: cat.tag_attributes.unwrap_or_else(|| vec!["tags".to_owned()]),
-            variant_title_attributes: cat.variant_title_attributes.unwrap_or_else(|| vec!["color".to_owned(), "size".to_owned()]),
+            tag_attributes: cat
+                .tag_attributes
+                .unwrap_or_else(|| vec!["tags".to_owned()]),
+            variant_title_attributes: cat
+                .variant_title_attributes
+                .unwrap_or_else(|| vec!["color".to_owned(), "size".to_owned()]),
             unpublished,
             delta_overlap: Duration::from_secs(cat.delta_overlap_secs.unwrap_or(60)),
         };
 
         if raw.stores.is_empty() {
-            return Err(invalid("stores", "at least one [[stores]] entry is required"));
+            return Err(invalid(
+                "stores",
+                "at least one [[stores]] entry is required",
+            ));
         }
         let mut keys = HashSet::new();
         let stores = raw
@@ -510,7 +586,10 @@ impl Settings {
             .map(|(i, s)| {
                 let store = store_from_raw(i, s)?;
                 if !keys.insert(store.key.clone()) {
-                    return Err(invalid(format!("stores[{i}].key"), format!("{:?} appears twice", store.key)));
+                    return Err(invalid(
+                        format!("stores[{i}].key"),
+                        format!("{:?} appears twice", store.key),
+                    ));
                 }
                 Ok(store)
             })
@@ -522,7 +601,10 @@ impl Settings {
                 api_url,
                 auth_url,
                 client_id: ct.client_id.filter(|s| !s.is_empty()),
-                client_secret: ct.client_secret.filter(|s| !s.is_empty()).map(SecretString::from),
+                client_secret: ct
+                    .client_secret
+                    .filter(|s| !s.is_empty())
+                    .map(SecretString::from),
                 scopes: ct.scopes.filter(|s| !s.is_empty()),
                 page_size,
                 timeout: Duration::from_secs(ct.timeout_secs.unwrap_or(30)),
@@ -533,7 +615,9 @@ impl Settings {
                 burst: os.burst.unwrap_or(5).max(1),
                 timeout: Duration::from_secs(os.timeout_secs.unwrap_or(30)),
                 batch_size,
-                batch_poll_interval: Duration::from_millis(os.batch_poll_interval_ms.unwrap_or(2000)),
+                batch_poll_interval: Duration::from_millis(
+                    os.batch_poll_interval_ms.unwrap_or(2000),
+                ),
                 max_attempts: os.max_attempts.unwrap_or(6).max(1),
             },
             state_url,
@@ -556,38 +640,86 @@ impl Settings {
     }
 }
 
-fn url_or_default(value: Option<String>, key: &str, default: impl FnOnce() -> String) -> Result<String, ConfigError> {
-    let s = value.filter(|v| !v.trim().is_empty()).unwrap_or_else(default);
+fn url_or_default(
+    value: Option<String>,
+    key: &str,
+    default: impl FnOnce() -> String,
+) -> Result<String, ConfigError> {
+    let s = value
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(default);
     check_http_url(&s).map_err(|reason| invalid(key, reason))?;
     Ok(s.trim_end_matches('/').to_owned())
 }
 
 fn store_from_raw(i: usize, s: RawStore) -> Result<StoreSettings, ConfigError> {
     let k = |field: &str| format!("stores[{i}].{field}");
-    let key = s.key.filter(|k| !k.trim().is_empty()).ok_or_else(|| invalid(k("key"), "is required"))?;
-    let locales_raw = s.locales.filter(|l| !l.is_empty()).ok_or_else(|| invalid(k("locales"), "needs at least one locale, e.g. [\"en-US\", \"en\"]"))?;
+    let key = s
+        .key
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| invalid(k("key"), "is required"))?;
+    let locales_raw = s.locales.filter(|l| !l.is_empty()).ok_or_else(|| {
+        invalid(
+            k("locales"),
+            "needs at least one locale, e.g. [\"en-US\", \"en\"]",
+        )
+    })?;
     let locales = locales_raw
         .iter()
         .enumerate()
         .map(|(j, l)| {
-            Locale::parse(l).ok_or_else(|| invalid(format!("stores[{i}].locales[{j}]"), format!("{l:?} is not a locale (expected e.g. \"en\" or \"en-US\")")))
+            Locale::parse(l).ok_or_else(|| {
+                invalid(
+                    format!("stores[{i}].locales[{j}]"),
+                    format!("{l:?} is not a locale (expected e.g. \"en\" or \"en-US\")"),
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let currency_raw = s.currency.ok_or_else(|| invalid(k("currency"), "is required, e.g. \"USD\""))?;
-    let currency = CurrencyCode::parse(&currency_raw).ok_or_else(|| invalid(k("currency"), format!("{currency_raw:?} is not an ISO 4217 code")))?;
+    let currency_raw = s
+        .currency
+        .ok_or_else(|| invalid(k("currency"), "is required, e.g. \"USD\""))?;
+    let currency = CurrencyCode::parse(&currency_raw).ok_or_else(|| {
+        invalid(
+            k("currency"),
+            format!("{currency_raw:?} is not an ISO 4217 code"),
+        )
+    })?;
     let country = s
         .country
-        .map(|c| CountryCode::parse(&c).ok_or_else(|| invalid(k("country"), format!("{c:?} is not an ISO 3166-1 alpha-2 code"))))
+        .map(|c| {
+            CountryCode::parse(&c).ok_or_else(|| {
+                invalid(
+                    k("country"),
+                    format!("{c:?} is not an ISO 3166-1 alpha-2 code"),
+                )
+            })
+        })
         .transpose()?;
-    let product_url_raw = s.product_url.ok_or_else(|| invalid(k("product_url"), "is required, e.g. \"https://shop.example.com/{locale}/p/{slug}\""))?;
-    let product_url = UrlTemplate::parse(&product_url_raw, URL_PLACEHOLDERS).map_err(|r| invalid(k("product_url"), r))?;
+    let product_url_raw = s.product_url.ok_or_else(|| {
+        invalid(
+            k("product_url"),
+            "is required, e.g. \"https://shop.example.com/{locale}/p/{slug}\"",
+        )
+    })?;
+    let product_url = UrlTemplate::parse(&product_url_raw, URL_PLACEHOLDERS)
+        .map_err(|r| invalid(k("product_url"), r))?;
     let cart_recovery_url = s
         .cart_recovery_url
         .map(|u| UrlTemplate::parse(&u, &["token"]).map_err(|r| invalid(k("cart_recovery_url"), r)))
         .transpose()?;
-    let omnisend_api_key_env = s.omnisend_api_key_env.unwrap_or_else(|| env::OMNISEND_API_KEY.to_owned());
-    if omnisend_api_key_env.is_empty() || !omnisend_api_key_env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(invalid(k("omnisend_api_key_env"), format!("{omnisend_api_key_env:?} is not an environment variable name")));
+    let omnisend_api_key_env = s
+        .omnisend_api_key_env
+        .unwrap_or_else(|| env::OMNISEND_API_KEY.to_owned());
+    if omnisend_api_key_env.is_empty()
+        || !omnisend_api_key_env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(invalid(
+            k("omnisend_api_key_env"),
+            format!("{omnisend_api_key_env:?} is not an environment variable name"),
+        ));
     }
     Ok(StoreSettings {
         key,
@@ -651,7 +783,10 @@ product_url = "https://shop.example.com/{locale}/p/{slug}"
     #[test]
     fn a_minimal_file_gets_documented_defaults() {
         let s = load(GOOD).unwrap();
-        assert_eq!(s.commercetools.api_url, "https://api.europe-west1.gcp.commercetools.com");
+        assert_eq!(
+            s.commercetools.api_url,
+            "https://api.europe-west1.gcp.commercetools.com"
+        );
         assert_eq!(s.omnisend.requests_per_minute, 360);
         assert_eq!(s.omnisend.api_url, DEFAULT_OMNISEND_API_URL);
         assert_eq!(s.state_url, DEFAULT_STATE_URL);
@@ -661,32 +796,48 @@ product_url = "https://shop.example.com/{locale}/p/{slug}"
 
     #[test]
     fn unknown_key_is_named() {
-        let err = load(&format!("{GOOD}\n[omnisend]\nrequests_per_minut = 3\n")).unwrap_err().to_string();
+        let err = load(&format!("{GOOD}\n[omnisend]\nrequests_per_minut = 3\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("requests_per_minut"), "{err}");
     }
 
     #[test]
     fn missing_project_key_is_named() {
-        let err = load(&GOOD.replace("project_key = \"my-shop\"", "")).unwrap_err().to_string();
+        let err = load(&GOOD.replace("project_key = \"my-shop\"", ""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("commercetools.project_key"), "{err}");
     }
 
     #[test]
     fn bad_url_is_named() {
-        let err = load(&format!("{GOOD}\n[omnisend]\napi_url = \"not a url\"\n")).unwrap_err().to_string();
+        let err = load(&format!("{GOOD}\n[omnisend]\napi_url = \"not a url\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("omnisend.api_url"), "{err}");
     }
 
     #[test]
     fn bad_locale_is_named_with_its_index() {
-        let err = load(&GOOD.replace("\"en-US\", \"en\"", "\"en-US\", \"en_GB\"")).unwrap_err().to_string();
-        assert!(err.contains("stores[0].locales[1]") && err.contains("en_GB"), "{err}");
+        let err = load(&GOOD.replace("\"en-US\", \"en\"", "\"en-US\", \"en_GB\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stores[0].locales[1]") && err.contains("en_GB"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_url_placeholder_is_refused() {
-        let err = load(&GOOD.replace("{slug}", "{handle}")).unwrap_err().to_string();
-        assert!(err.contains("stores[0].product_url") && err.contains("handle"), "{err}");
+        let err = load(&GOOD.replace("{slug}", "{handle}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stores[0].product_url") && err.contains("handle"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -717,7 +868,11 @@ product_url = "https://shop.example.com/{locale}/p/{slug}"
 
     #[test]
     fn url_template_encodes_values() {
-        let t = UrlTemplate::parse("https://x.example/{locale}/p/{slug}", URL_PLACEHOLDERS).unwrap();
-        assert_eq!(t.render(&[("locale", "en-US"), ("slug", "a b/c")]), "https://x.example/en-US/p/a%20b%2Fc");
+        let t =
+            UrlTemplate::parse("https://x.example/{locale}/p/{slug}", URL_PLACEHOLDERS).unwrap();
+        assert_eq!(
+            t.render(&[("locale", "en-US"), ("slug", "a b/c")]),
+            "https://x.example/en-US/p/a%20b%2Fc"
+        );
     }
 }

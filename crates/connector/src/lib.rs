@@ -1,8 +1,8 @@
 //! ct-omnisend's domain: configuration, pure mapping, the state store and the sync engine.
 //! The two API crates (`commercetools`, `omnisend`) meet only here.
 
-pub mod config;
 pub mod app;
+pub mod config;
 pub mod mapping;
 pub mod store;
 pub mod sync;

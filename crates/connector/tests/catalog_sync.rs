@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use connector::store::{Backend, RejectedFilter};
-use connector::sync::catalog::CatalogOptions;
 use connector::sync::Mode;
+use connector::sync::catalog::CatalogOptions;
 use emulators::Faults;
 use serde_json::json;
 use support::oracle::{StoreView, actual_product, expected_product};
@@ -42,29 +42,56 @@ fn eu_view(h: &Harness) -> StoreView<'_> {
 fn assert_catalog_is_exact(h: &Harness) -> BTreeMap<&'static str, usize> {
     let mut rejected = BTreeMap::new();
     for (name, key, view) in [("us", US_KEY, us_view(h)), ("eu", EU_KEY, eu_view(h))] {
-        let actual: BTreeMap<String, serde_json::Value> =
-            h.omnisend.products(key).into_iter().map(|p| (p["id"].as_str().unwrap().to_owned(), p)).collect();
+        let actual: BTreeMap<String, serde_json::Value> = h
+            .omnisend
+            .products(key)
+            .into_iter()
+            .map(|p| (p["id"].as_str().unwrap().to_owned(), p))
+            .collect();
         let mut expected_ids = HashSet::new();
         let mut n_rejected = 0;
         for product in &h.data.products {
-            let live = h.ct.product(product["id"].as_str().unwrap()).expect("product exists");
+            let live =
+                h.ct.product(product["id"].as_str().unwrap())
+                    .expect("product exists");
             if live["masterData"]["published"] != true {
                 continue;
             }
             match expected_product(&live, &view) {
                 None => n_rejected += 1,
                 Some(expected) => {
-                    let got = actual.get(&expected.id).unwrap_or_else(|| panic!("{name}: product {} missing", expected.id));
-                    assert_eq!(actual_product(got), expected, "{name}: product {} differs", expected.id);
+                    let got = actual
+                        .get(&expected.id)
+                        .unwrap_or_else(|| panic!("{name}: product {} missing", expected.id));
+                    assert_eq!(
+                        actual_product(got),
+                        expected,
+                        "{name}: product {} differs",
+                        expected.id
+                    );
                     expected_ids.insert(expected.id);
                 }
             }
         }
-        let extra: Vec<&String> = actual.keys().filter(|id| !expected_ids.contains(*id)).collect();
-        assert!(extra.is_empty(), "{name}: unexpected products in Omnisend: {extra:?}");
-        let categories: HashSet<String> =
-            h.omnisend.categories(key).iter().map(|c| c["categoryID"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(categories.len(), h.data.categories.len(), "{name}: every category is created");
+        let extra: Vec<&String> = actual
+            .keys()
+            .filter(|id| !expected_ids.contains(*id))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{name}: unexpected products in Omnisend: {extra:?}"
+        );
+        let categories: HashSet<String> = h
+            .omnisend
+            .categories(key)
+            .iter()
+            .map(|c| c["categoryID"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            categories.len(),
+            h.data.categories.len(),
+            "{name}: every category is created"
+        );
         rejected.insert(name, n_rejected);
     }
     rejected
@@ -77,7 +104,10 @@ async fn full_sync_leaves_exactly_the_expected_catalog_in_each_brand() {
 
     let rejected = assert_catalog_is_exact(&h);
     // The generator plants products without an EUR price and with only a French slug.
-    assert!(rejected["us"] >= 10 && rejected["eu"] > rejected["us"], "{rejected:?}");
+    assert!(
+        rejected["us"] >= 10 && rejected["eu"] > rejected["us"],
+        "{rejected:?}"
+    );
     for (store, n) in &rejected {
         let r = run(&runs, store, "products");
         assert_eq!(r.mode, Mode::Full);
@@ -86,10 +116,20 @@ async fn full_sync_leaves_exactly_the_expected_catalog_in_each_brand() {
         assert_eq!(r.stats.created as usize, 1000 - n, "{store}: created count");
     }
     // Spot-check the parts of the contract the oracle does not cover.
-    let p = h.omnisend.products(US_KEY).into_iter().find(|p| p["description"].is_string()).expect("a described product");
-    assert!(!p["description"].as_str().unwrap().contains('<'), "descriptions are plain text");
+    let p = h
+        .omnisend
+        .products(US_KEY)
+        .into_iter()
+        .find(|p| p["description"].is_string())
+        .expect("a described product");
+    assert!(
+        !p["description"].as_str().unwrap().contains('<'),
+        "descriptions are plain text"
+    );
     assert!(p["vendor"].is_string() && p["type"].is_string());
-    if let Some(check) = support::contract::assert_bodies_match_official_schemas(&h.omnisend.requests()) {
+    if let Some(check) =
+        support::contract::assert_bodies_match_official_schemas(&h.omnisend.requests())
+    {
         assert!(check > 20, "the contract check saw the bodies ({check})");
     }
 }
@@ -103,7 +143,10 @@ async fn full_sync_on_postgres_matches_the_expected_catalog() {
     h.sync(false).await;
     assert_catalog_is_exact(&h);
     let runs = h.sync(false).await;
-    assert_eq!(run(&runs, "us", "products").stats.created + run(&runs, "us", "products").stats.updated, 0);
+    assert_eq!(
+        run(&runs, "us", "products").stats.created + run(&runs, "us", "products").stats.updated,
+        0
+    );
 }
 
 #[tokio::test]
@@ -114,7 +157,11 @@ async fn second_run_sends_no_product_writes_and_delta_sends_exactly_the_changed_
 
     let runs = h.sync(false).await;
     assert_eq!(run(&runs, "us", "products").mode, Mode::Delta);
-    assert!(h.product_writes().is_empty(), "unchanged catalog sends nothing: {:?}", h.product_writes().len());
+    assert!(
+        h.product_writes().is_empty(),
+        "unchanged catalog sends nothing: {:?}",
+        h.product_writes().len()
+    );
     assert_eq!(run(&runs, "us", "products").stats.requests, 0);
 
     // Change the price of 10 mappable products.
@@ -122,7 +169,10 @@ async fn second_run_sends_no_product_writes_and_delta_sends_exactly_the_changed_
         .data
         .products
         .iter()
-        .filter(|p| expected_product(p, &us_view(&h)).is_some() && expected_product(p, &eu_view(&h)).is_some())
+        .filter(|p| {
+            expected_product(p, &us_view(&h)).is_some()
+                && expected_product(p, &eu_view(&h)).is_some()
+        })
         .take(10)
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect();
@@ -140,28 +190,47 @@ async fn second_run_sends_no_product_writes_and_delta_sends_exactly_the_changed_
     for store in ["us", "eu"] {
         let r = run(&runs, store, "products");
         assert_eq!(r.mode, Mode::Delta);
-        assert_eq!(r.stats.updated, 10, "{store}: exactly the 10 changed products are replaced");
+        assert_eq!(
+            r.stats.updated, 10,
+            "{store}: exactly the 10 changed products are replaced"
+        );
         assert_eq!(r.stats.created, 0);
     }
     let mut sent: Vec<String> = h
         .product_writes()
         .iter()
         .filter(|r| r.api_key == US_KEY)
-        .flat_map(|r| r.body.as_ref().unwrap()["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>())
+        .flat_map(|r| {
+            r.body.as_ref().unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect();
     sent.sort();
     let mut want = changed.clone();
     want.sort();
     assert_eq!(sent, want, "the batch carried exactly the changed products");
-    assert_eq!(h.omnisend.product(US_KEY, &changed[0]).unwrap()["title"], json!(format!("Renamed {}", changed[0])));
-    assert_eq!(h.omnisend.product(EU_KEY, &changed[0]).unwrap()["title"], json!(format!("Umbenannt {}", changed[0])));
+    assert_eq!(
+        h.omnisend.product(US_KEY, &changed[0]).unwrap()["title"],
+        json!(format!("Renamed {}", changed[0]))
+    );
+    assert_eq!(
+        h.omnisend.product(EU_KEY, &changed[0]).unwrap()["title"],
+        json!(format!("Umbenannt {}", changed[0]))
+    );
 }
 
 #[tokio::test]
 async fn unpublishing_a_product_removes_it_from_omnisend() {
     let h = Harness::start(200).await;
     h.sync(false).await;
-    let id = h.omnisend.products(US_KEY)[0]["id"].as_str().unwrap().to_owned();
+    let id = h.omnisend.products(US_KEY)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     h.ct.unpublish_product(&id);
     let runs = h.sync(false).await;
     assert_eq!(run(&runs, "us", "products").stats.deleted, 1);
@@ -174,7 +243,10 @@ async fn unpublishing_a_product_removes_it_from_omnisend() {
 async fn a_deleted_product_is_removed_by_the_next_full_run() {
     let h = Harness::start(150).await;
     h.sync(false).await;
-    let id = h.omnisend.products(EU_KEY)[3]["id"].as_str().unwrap().to_owned();
+    let id = h.omnisend.products(EU_KEY)[3]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     h.ct.delete_product(&id);
     let runs = h.sync(true).await;
     assert_eq!(run(&runs, "eu", "products").stats.deleted, 1);
@@ -186,10 +258,19 @@ async fn unpublished_products_can_be_kept_as_not_available() {
     let h = Harness::start(100).await;
     let settings = h.settings_with_catalog("unpublished = \"not_available\"");
     let engine = h.engine_with(&settings);
-    engine.run(&CatalogOptions::default(), &|_| {}).await.unwrap();
-    let id = h.omnisend.products(US_KEY)[0]["id"].as_str().unwrap().to_owned();
+    engine
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let id = h.omnisend.products(US_KEY)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     h.ct.unpublish_product(&id);
-    engine.run(&CatalogOptions::default(), &|_| {}).await.unwrap();
+    engine
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
     let p = h.omnisend.product(US_KEY, &id).expect("kept");
     assert_eq!(p["status"], "notAvailable");
 }
@@ -199,30 +280,64 @@ async fn changing_the_mapping_config_triggers_a_full_refresh_with_the_reason() {
     let h = Harness::start(100).await;
     h.sync(false).await;
     let settings = h.settings_with_catalog("vendor_attribute = \"color\"");
-    let runs = h.engine_with(&settings).run(&CatalogOptions::default(), &|_| {}).await.unwrap();
+    let runs = h
+        .engine_with(&settings)
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
     let r = run(&runs, "us", "products");
     assert_eq!(r.mode, Mode::Full);
-    assert!(r.reason.as_deref().unwrap().contains("mapping configuration changed"), "{:?}", r.reason);
-    assert!(r.stats.updated > 50, "every product's vendor changed: {}", r.stats.updated);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("mapping configuration changed"),
+        "{:?}",
+        r.reason
+    );
+    assert!(
+        r.stats.updated > 50,
+        "every product's vendor changed: {}",
+        r.stats.updated
+    );
     // The next run is a delta again.
-    let runs = h.engine_with(&settings).run(&CatalogOptions::default(), &|_| {}).await.unwrap();
+    let runs = h
+        .engine_with(&settings)
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(run(&runs, "us", "products").mode, Mode::Delta);
 }
 
 #[tokio::test]
 async fn faults_lose_and_duplicate_nothing_and_the_rate_stays_under_the_ceiling() {
     let h = Harness::start(600).await;
-    h.omnisend.set_faults(Faults { error_rate: 0.2, seed: 11, ..Faults::default() });
+    h.omnisend.set_faults(Faults {
+        error_rate: 0.2,
+        seed: 11,
+        ..Faults::default()
+    });
     let runs = h.sync(false).await;
     h.omnisend.set_faults(Faults::default());
     for store in ["us", "eu"] {
-        assert_eq!(run(&runs, store, "products").stats.failed, 0, "{store}: retries absorbed the faults");
+        assert_eq!(
+            run(&runs, store, "products").stats.failed,
+            0,
+            "{store}: retries absorbed the faults"
+        );
     }
     assert_catalog_is_exact(&h);
-    let faulted = h.omnisend.requests().iter().filter(|r| matches!(r.status, 429 | 500 | 503)).count();
+    let faulted = h
+        .omnisend
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.status, 429 | 500 | 503))
+        .count();
     assert!(faulted > 3, "faults were injected ({faulted})");
     for key in [US_KEY, EU_KEY] {
-        let peak = h.omnisend.max_requests_in_window(key, Duration::from_secs(60));
+        let peak = h
+            .omnisend
+            .max_requests_in_window(key, Duration::from_secs(60));
         assert!(peak <= 360, "brand {key}: {peak} requests in one minute");
     }
     // A further run after the faults finds nothing to do.
@@ -237,12 +352,23 @@ async fn unmappable_products_are_rejected_with_context_and_replay_sends_them_onc
     h.sync(false).await;
     let rejected = h
         .state()
-        .list_rejected(&RejectedFilter { entity: Some("products".into()), route: Some("eu".into()), open_only: true, limit: 100 })
+        .list_rejected(&RejectedFilter {
+            entity: Some("products".into()),
+            route: Some("eu".into()),
+            open_only: true,
+            limit: 100,
+        })
         .await
         .unwrap();
-    let no_price = rejected.iter().find(|r| r.field.as_deref() == Some("masterVariant.prices")).expect("a product without EUR price");
+    let no_price = rejected
+        .iter()
+        .find(|r| r.field.as_deref() == Some("masterVariant.prices"))
+        .expect("a product without EUR price");
     assert!(no_price.reason.contains("EUR"), "{}", no_price.reason);
-    let no_slug = rejected.iter().find(|r| r.field.as_deref() == Some("slug")).expect("a product without a usable slug");
+    let no_slug = rejected
+        .iter()
+        .find(|r| r.field.as_deref() == Some("slug"))
+        .expect("a product without a usable slug");
     assert!(no_slug.reason.contains("de-DE"), "{}", no_slug.reason);
 
     // Fix the data in commercetools, then replay just that record.
@@ -258,12 +384,28 @@ async fn unmappable_products_are_rejected_with_context_and_replay_sends_them_onc
     assert!(outcomes[0].resolved, "{:?}", outcomes[0]);
     let p = h.omnisend.product(EU_KEY, &id).expect("sent after replay");
     assert_eq!(p["variants"][0]["price"], json!(45.99));
-    assert!(h.state().rejected(no_price.id).await.unwrap().unwrap().resolved_at.is_some());
+    assert!(
+        h.state()
+            .rejected(no_price.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .resolved_at
+            .is_some()
+    );
 
     // The unfixed one stays open with its reason.
     let outcomes = h.engine().replay(Some(no_slug.id)).await.unwrap();
     assert!(!outcomes[0].resolved);
-    assert!(h.state().rejected(no_slug.id).await.unwrap().unwrap().resolved_at.is_none());
+    assert!(
+        h.state()
+            .rejected(no_slug.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .resolved_at
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -280,26 +422,54 @@ async fn dry_run_writes_the_exact_bodies_and_sends_nothing() {
             Ok(())
         }
     }
-    let out: connector::app::DryRunOutput = std::sync::Arc::new(std::sync::Mutex::new(Box::new(Shared(buf.clone()))));
+    let out: connector::app::DryRunOutput =
+        std::sync::Arc::new(std::sync::Mutex::new(Box::new(Shared(buf.clone()))));
     let sinks = connector::app::sinks(&h.settings, &support::env, Some(out)).unwrap();
     let ct = connector::app::commercetools_client(&h.settings).unwrap();
-    let engine = connector::sync::catalog::CatalogSync::new(ct, h.state().clone(), h.settings.clone(), sinks);
-    let runs = engine.run(&CatalogOptions::default(), &|_| {}).await.unwrap();
+    let engine = connector::sync::catalog::CatalogSync::new(
+        ct,
+        h.state().clone(),
+        h.settings.clone(),
+        sinks,
+    );
+    let runs = engine
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
 
     assert!(h.omnisend.requests().is_empty(), "nothing reached Omnisend");
-    assert!(h.state().cursors().await.unwrap().is_empty(), "no cursor moved");
+    assert!(
+        h.state().cursors().await.unwrap().is_empty(),
+        "no cursor moved"
+    );
     let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect();
     let product_items: usize = lines
         .iter()
         .filter(|l| l["brand"] == "us" && l["body"]["endpoint"] == "products")
         .map(|l| l["body"]["items"].as_array().unwrap().len())
         .sum();
-    assert_eq!(product_items as u64, run(&runs, "us", "products").stats.created);
+    assert_eq!(
+        product_items as u64,
+        run(&runs, "us", "products").stats.created
+    );
     // The dry-run bodies are what a real run sends: replay them and compare with a real run.
     h.sync(false).await;
-    let real: Vec<serde_json::Value> = h.omnisend.requests().into_iter().filter(|r| r.path == "/batches" && r.method == "POST").map(|r| r.body.unwrap()).collect();
-    let dry: Vec<serde_json::Value> = lines.iter().filter(|l| l["path"] == "/batches").map(|l| l["body"].clone()).collect();
+    let real: Vec<serde_json::Value> = h
+        .omnisend
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/batches" && r.method == "POST")
+        .map(|r| r.body.unwrap())
+        .collect();
+    let dry: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["path"] == "/batches")
+        .map(|l| l["body"].clone())
+        .collect();
     assert_eq!(dry, real);
 }
 
@@ -310,7 +480,12 @@ async fn commercetools_auth_failure_fails_clearly_and_leaves_the_cursor_untouche
     let before = h.state().cursors().await.unwrap();
     let mut settings = h.settings.clone();
     settings.commercetools.client_secret = Some("wrong".to_owned().into());
-    let err = h.engine_with(&settings).run(&CatalogOptions::default(), &|_| {}).await.unwrap_err().to_string();
+    let err = h
+        .engine_with(&settings)
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("client credentials"), "{err}");
     assert!(!err.contains("wrong"), "the secret is not echoed: {err}");
     assert_eq!(h.state().cursors().await.unwrap(), before);
@@ -328,7 +503,12 @@ async fn unreachable_commercetools_fails_clearly_and_leaves_the_cursor_untouched
     let mut settings = h.settings.clone();
     settings.commercetools.api_url = format!("http://127.0.0.1:{closed}");
     settings.commercetools.auth_url = format!("http://127.0.0.1:{closed}");
-    let err = h.engine_with(&settings).run(&CatalogOptions::default(), &|_| {}).await.unwrap_err().to_string();
+    let err = h
+        .engine_with(&settings)
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&closed.to_string()), "names the host: {err}");
     assert_eq!(h.state().cursors().await.unwrap(), before);
 }

@@ -159,7 +159,9 @@ fn load_settings(cli_config: Option<&Path>, cli_state: Option<&str>) -> anyhow::
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo { exit, products } => crate::demo::run(exit, products).await,
-        Command::Config { command: ConfigCommand::Check } => config_check(cli.config.as_deref(), cli.state.as_deref()).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(cli.config.as_deref(), cli.state.as_deref()).await,
         Command::Sync(args) => {
             let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
             sync(&settings, &args, &process_env).await
@@ -179,21 +181,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `sync …`, also used by the demo.
-pub async fn sync(settings: &Settings, args: &SyncArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ExitCode> {
+pub async fn sync(
+    settings: &Settings,
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<ExitCode> {
     match args.entity {
         Entity::Catalog | Entity::All => {}
-        Entity::Customers => bail!("sync customers is not available in this version yet (contacts issue)"),
+        Entity::Customers => {
+            bail!("sync customers is not available in this version yet (contacts issue)")
+        }
         Entity::Orders => bail!("sync orders is not available in this version yet (events issue)"),
     }
     let store = StateStore::connect(&settings.state_url)
         .await
-        .with_context(|| format!("opening the state store {}", output::redact_url(&settings.state_url)))?;
+        .with_context(|| {
+            format!(
+                "opening the state store {}",
+                output::redact_url(&settings.state_url)
+            )
+        })?;
     let dry_output: Option<app::DryRunOutput> = match args.dry_run.as_deref() {
         None => None,
-        Some("-") => Some(Arc::new(Mutex::new(Box::new(std::io::stdout()) as Box<dyn Write + Send>))),
+        Some("-") => Some(Arc::new(Mutex::new(
+            Box::new(std::io::stdout()) as Box<dyn Write + Send>
+        ))),
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating dry-run file {path}"))?;
-            Some(Arc::new(Mutex::new(Box::new(BufWriter::new(f)) as Box<dyn Write + Send>)))
+            Some(Arc::new(Mutex::new(
+                Box::new(BufWriter::new(f)) as Box<dyn Write + Send>
+            )))
         }
     };
     let ct = app::commercetools_client(settings)?;
@@ -201,7 +218,13 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, env: &dyn Fn(&str) -> Op
     let engine = CatalogSync::new(ct, store, settings.clone(), sinks);
     let bars = output::Bars::new(!args.json && args.dry_run.as_deref() != Some("-"));
     let summaries = engine
-        .run(&CatalogOptions { full: args.full, store: args.store.clone() }, &|p| bars.update(p.store, p.entity, p.seen))
+        .run(
+            &CatalogOptions {
+                full: args.full,
+                store: args.store.clone(),
+            },
+            &|p| bars.update(p.store, p.entity, p.seen),
+        )
         .await;
     bars.finish();
     if let Some(out) = dry_output {
@@ -209,7 +232,10 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, env: &dyn Fn(&str) -> Op
     }
     let summaries = summaries?;
     if args.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "runs": summaries }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "runs": summaries }))?
+        );
     } else if args.dry_run.as_deref() == Some("-") {
         output::print_summary_to(&mut std::io::stderr(), &summaries)?;
     } else {
@@ -220,10 +246,22 @@ pub async fn sync(settings: &Settings, args: &SyncArgs, env: &dyn Fn(&str) -> Op
 
 async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Result<ExitCode> {
     let settings = load_settings(path, state)?;
-    println!("configuration: ok ({} store route(s): {})", settings.stores.len(), settings.stores.iter().map(|s| s.key.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "configuration: ok ({} store route(s): {})",
+        settings.stores.len(),
+        settings
+            .stores
+            .iter()
+            .map(|s| s.key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut ok = true;
     match StateStore::connect(&settings.state_url).await {
-        Ok(_) => println!("state store: ok ({})", output::redact_url(&settings.state_url)),
+        Ok(_) => println!(
+            "state store: ok ({})",
+            output::redact_url(&settings.state_url)
+        ),
         Err(e) => {
             ok = false;
             println!("state store: FAILED: {e}");
@@ -232,7 +270,10 @@ async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Resul
     match app::commercetools_client(&settings) {
         Err(e) => println!("commercetools: not checked ({e})"),
         Ok(ct) => match ct.check_connectivity().await {
-            Ok(()) => println!("commercetools: ok (project {} at {})", settings.commercetools.project_key, settings.commercetools.api_url),
+            Ok(()) => println!(
+                "commercetools: ok (project {} at {})",
+                settings.commercetools.project_key, settings.commercetools.api_url
+            ),
             Err(e) => {
                 ok = false;
                 println!("commercetools: FAILED: {e}");
@@ -241,21 +282,44 @@ async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Resul
     }
     for s in &settings.stores {
         match std::env::var(&s.omnisend_api_key_env) {
-            Ok(v) if !v.is_empty() => println!("omnisend brand for store {}: key set in {}", s.key, s.omnisend_api_key_env),
-            _ => println!("omnisend brand for store {}: {} is not set", s.key, s.omnisend_api_key_env),
+            Ok(v) if !v.is_empty() => println!(
+                "omnisend brand for store {}: key set in {}",
+                s.key, s.omnisend_api_key_env
+            ),
+            _ => println!(
+                "omnisend brand for store {}: {} is not set",
+                s.key, s.omnisend_api_key_env
+            ),
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn rejected(settings: &Settings, store: &StateStore, command: RejectedCommand) -> anyhow::Result<ExitCode> {
+async fn rejected(
+    settings: &Settings,
+    store: &StateStore,
+    command: RejectedCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         RejectedCommand::List { all, limit, json } => {
-            let list = store.list_rejected(&RejectedFilter { entity: None, route: None, open_only: !all, limit }).await?;
+            let list = store
+                .list_rejected(&RejectedFilter {
+                    entity: None,
+                    route: None,
+                    open_only: !all,
+                    limit,
+                })
+                .await?;
             output::print_rejected_list(&list, json)?;
         }
         RejectedCommand::Show { id, json } => {
-            let Some(r) = store.rejected(id).await? else { bail!("no rejected record with id {id}") };
+            let Some(r) = store.rejected(id).await? else {
+                bail!("no rejected record with id {id}")
+            };
             output::print_rejected_one(&r, json)?;
         }
         RejectedCommand::Replay { id, all, json } => {

@@ -82,8 +82,14 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("starting the commercetools emulator")?;
-    let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default()).await.context("starting the Omnisend emulator")?;
-    let data = generate_catalog(&CatalogSpec { products, categories: 30, seed: 42 });
+    let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default())
+        .await
+        .context("starting the Omnisend emulator")?;
+    let data = generate_catalog(&CatalogSpec {
+        products,
+        categories: 30,
+        seed: 42,
+    });
     ct.seed(&data);
     println!(
         "  generated shop: {} products, {} categories, stores us (en-US → en, USD) and eu (de-DE → de → en, EUR)",
@@ -91,24 +97,47 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         data.categories.len()
     );
 
-    let dir = tempfile::Builder::new().prefix("ct-omnisend-demo-").tempdir().context("creating a temp dir")?;
-    let dir_path = if exit { dir.path().to_path_buf() } else { dir.keep() };
+    let dir = tempfile::Builder::new()
+        .prefix("ct-omnisend-demo-")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let dir_path = if exit {
+        dir.path().to_path_buf()
+    } else {
+        dir.keep()
+    };
     let state_url = format!("sqlite://{}", dir_path.join("state.db").display());
     let config_path = dir_path.join("demo.toml");
     std::fs::write(&config_path, demo_config(&ct, &omnisend, &state_url))?;
     let settings = Settings::load(Some(&config_path), &|_| None)?;
-    let settings = Settings { commercetools: connector::config::CommercetoolsSettings { client_secret: Some(CLIENT_SECRET.to_owned().into()), ..settings.commercetools }, ..settings };
+    let settings = Settings {
+        commercetools: connector::config::CommercetoolsSettings {
+            client_secret: Some(CLIENT_SECRET.to_owned().into()),
+            ..settings.commercetools
+        },
+        ..settings
+    };
 
-    let args = |full| SyncArgs { entity: Entity::Catalog, full, dry_run: None, store: None, json: false };
+    let args = |full| SyncArgs {
+        entity: Entity::Catalog,
+        full,
+        dry_run: None,
+        store: None,
+        json: false,
+    };
     println!("\n1) full catalog sync (categories first, then products through /batches):");
     crate::cli::sync(&settings, &args(false), &demo_env).await?;
 
-    println!("\n2) changing 10 prices and unpublishing 1 product in commercetools, then a delta sync:");
+    println!(
+        "\n2) changing 10 prices and unpublishing 1 product in commercetools, then a delta sync:"
+    );
     for p in data.products.iter().take(10) {
         let id = p["id"].as_str().unwrap_or_default().to_owned();
         ct.update_product(&id, |prod| {
             for side in ["current", "staged"] {
-                if let Some(prices) = prod["masterData"][side]["masterVariant"]["prices"].as_array_mut() {
+                if let Some(prices) =
+                    prod["masterData"][side]["masterVariant"]["prices"].as_array_mut()
+                {
                     for price in prices {
                         if let Some(c) = price["value"]["centAmount"].as_i64() {
                             price["value"]["centAmount"] = json!(c + 100);
@@ -127,17 +156,41 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
     crate::cli::sync(&settings, &args(false), &demo_env).await?;
 
     let store = StateStore::connect(&settings.state_url).await?;
-    let rejected = store.list_rejected(&RejectedFilter { entity: None, route: None, open_only: true, limit: 5 }).await?;
-    let open: i64 = store.count_rejected_open().await?.iter().map(|(_, n)| n).sum();
+    let rejected = store
+        .list_rejected(&RejectedFilter {
+            entity: None,
+            route: None,
+            open_only: true,
+            limit: 5,
+        })
+        .await?;
+    let open: i64 = store
+        .count_rejected_open()
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     println!("\n4) rejected records ({open} open; they did not stop the run): first few:");
     for r in &rejected {
-        println!("   #{} {}/{} {} field {}: {}", r.id, r.route, r.entity, r.ct_id, r.field.as_deref().unwrap_or("-"), r.reason);
+        println!(
+            "   #{} {}/{} {} field {}: {}",
+            r.id,
+            r.route,
+            r.entity,
+            r.ct_id,
+            r.field.as_deref().unwrap_or("-"),
+            r.reason
+        );
     }
 
     println!("\n5) what the Omnisend emulator now holds:");
     for (store_key, key) in [("us", US_KEY), ("eu", EU_KEY)] {
         let products = omnisend.products(key);
-        println!("   brand {store_key}: {} products, {} categories", products.len(), omnisend.categories(key).len());
+        println!(
+            "   brand {store_key}: {} products, {} categories",
+            products.len(),
+            omnisend.categories(key).len()
+        );
         if let Some(p) = products.first() {
             let v = &p["variants"][0];
             println!(
@@ -147,7 +200,11 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
                 p["status"].as_str().unwrap_or_default(),
                 v["price"],
                 p["currency"].as_str().unwrap_or_default(),
-                if v["strikeThroughPrice"].is_null() { String::new() } else { format!(" (was {})", v["strikeThroughPrice"]) }
+                if v["strikeThroughPrice"].is_null() {
+                    String::new()
+                } else {
+                    format!(" (was {})", v["strikeThroughPrice"])
+                }
             );
         }
     }
@@ -158,10 +215,23 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nThe emulators keep running. Look around:");
-    println!("  commercetools emulator: {}/{PROJECT}/products (token: POST {}/oauth/token, Basic {CLIENT_ID}:{CLIENT_SECRET})", ct.api_url(), ct.auth_url());
-    println!("  Omnisend emulator:      curl -H 'Authorization: Omnisend-API-Key {US_KEY}' -H 'Omnisend-Version: 2026-03-15' {}/products", omnisend.base_url());
-    println!("  state and config:       ct-omnisend --config {} status", config_path.display());
-    println!("                          ct-omnisend --config {} rejected list", config_path.display());
+    println!(
+        "  commercetools emulator: {}/{PROJECT}/products (token: POST {}/oauth/token, Basic {CLIENT_ID}:{CLIENT_SECRET})",
+        ct.api_url(),
+        ct.auth_url()
+    );
+    println!(
+        "  Omnisend emulator:      curl -H 'Authorization: Omnisend-API-Key {US_KEY}' -H 'Omnisend-Version: 2026-03-15' {}/products",
+        omnisend.base_url()
+    );
+    println!(
+        "  state and config:       ct-omnisend --config {} status",
+        config_path.display()
+    );
+    println!(
+        "                          ct-omnisend --config {} rejected list",
+        config_path.display()
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)

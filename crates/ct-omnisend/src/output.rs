@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use connector::store::{Rejected, StateStore};
-use connector::sync::catalog::ReplayOutcome;
 use connector::sync::RunSummary;
+use connector::sync::catalog::ReplayOutcome;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Log format on stderr.
@@ -23,13 +23,16 @@ pub enum LogFormat {
 
 /// Installs the tracing subscriber (level from `RUST_LOG`, default `warn`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -57,8 +60,12 @@ pub struct Bars {
 impl Bars {
     /// Enabled only when `wanted` and stderr is a terminal.
     pub fn new(wanted: bool) -> Self {
-        let multi = (wanted && std::io::stderr().is_terminal()).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self { multi, bars: Mutex::new(Vec::new()) }
+        let multi = (wanted && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self {
+            multi,
+            bars: Mutex::new(Vec::new()),
+        }
     }
 
     /// Reports `seen` records of `entity` for `store`.
@@ -71,7 +78,12 @@ impl Bars {
             return;
         }
         let bar = multi.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:>18} {pos:>8} records  {per_sec:>12}  {elapsed}").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {prefix:>18} {pos:>8} records  {per_sec:>12}  {elapsed}",
+            )
+            .expect("valid template"),
+        );
         bar.set_prefix(label.clone());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_position(seen);
@@ -91,7 +103,18 @@ pub fn print_summary_to(out: &mut dyn Write, runs: &[RunSummary]) -> std::io::Re
     writeln!(
         out,
         "{:<8} {:<11} {:<6} {:>7} {:>7} {:>7} {:>9} {:>7} {:>8} {:>6} {:>8} {:>9}",
-        "store", "entity", "mode", "seen", "created", "updated", "unchanged", "deleted", "rejected", "failed", "requests", "time"
+        "store",
+        "entity",
+        "mode",
+        "seen",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "rejected",
+        "failed",
+        "requests",
+        "time"
     )?;
     for r in runs {
         let s = &r.stats;
@@ -113,7 +136,14 @@ pub fn print_summary_to(out: &mut dyn Write, runs: &[RunSummary]) -> std::io::Re
         )?;
     }
     for r in runs.iter().filter(|r| r.reason.is_some()) {
-        writeln!(out, "note: {}/{} ran {}: {}", r.store, r.entity, r.mode.as_str(), r.reason.as_deref().unwrap_or_default())?;
+        writeln!(
+            out,
+            "note: {}/{} ran {}: {}",
+            r.store,
+            r.entity,
+            r.mode.as_str(),
+            r.reason.as_deref().unwrap_or_default()
+        )?;
     }
     if runs.iter().any(|r| r.stats.rejected > 0) {
         writeln!(out, "rejected records: see `ct-omnisend rejected list`")?;
@@ -145,7 +175,9 @@ pub async fn print_status(store: &StateStore, json: bool) -> anyhow::Result<()> 
             "  {:<10} {:<10} watermark {}  fingerprint {}",
             c.route,
             c.entity,
-            c.last_modified_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            c.last_modified_at
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
             c.mapping_fingerprint.as_deref().unwrap_or("-")
         );
     }
@@ -165,7 +197,10 @@ pub async fn print_status(store: &StateStore, json: bool) -> anyhow::Result<()> 
             r.stats.rejected,
             r.stats.failed,
             r.stats.requests,
-            r.error.as_deref().map(|e| format!("  error: {e}")).unwrap_or_default()
+            r.error
+                .as_deref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
         );
     }
     println!("queue depth: 0 (no outbox work in this version)");
@@ -182,14 +217,20 @@ pub async fn print_status(store: &StateStore, json: bool) -> anyhow::Result<()> 
 /// `rejected list`.
 pub fn print_rejected_list(list: &[Rejected], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "rejected": list }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "rejected": list }))?
+        );
         return Ok(());
     }
     if list.is_empty() {
         println!("no rejected records");
         return Ok(());
     }
-    println!("{:>5}  {:<8} {:<10} {:<38} {:<22} reason", "id", "store", "entity", "commercetools id", "field");
+    println!(
+        "{:>5}  {:<8} {:<10} {:<38} {:<22} reason",
+        "id", "store", "entity", "commercetools id", "field"
+    );
     for r in list {
         println!(
             "{:>5}  {:<8} {:<10} {:<38} {:<22} {}{}",
@@ -199,7 +240,11 @@ pub fn print_rejected_list(list: &[Rejected], json: bool) -> anyhow::Result<()> 
             r.ct_id,
             r.field.as_deref().unwrap_or("-"),
             r.reason,
-            if r.resolved_at.is_some() { " (resolved)" } else { "" }
+            if r.resolved_at.is_some() {
+                " (resolved)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())
@@ -220,7 +265,12 @@ pub fn print_rejected_one(r: &Rejected, json: bool) -> anyhow::Result<()> {
     println!("attempts:  {}", r.attempts);
     println!("first:     {}", r.created_at);
     println!("last:      {}", r.updated_at);
-    println!("resolved:  {}", r.resolved_at.map(|t| t.to_string()).unwrap_or_else(|| "no".into()));
+    println!(
+        "resolved:  {}",
+        r.resolved_at
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "no".into())
+    );
     if let Some(p) = &r.payload {
         println!("payload:\n{}", serde_json::to_string_pretty(p)?);
     }
@@ -230,14 +280,20 @@ pub fn print_rejected_one(r: &Rejected, json: bool) -> anyhow::Result<()> {
 /// `rejected replay`.
 pub fn print_replay(outcomes: &[ReplayOutcome], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "replayed": outcomes }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "replayed": outcomes }))?
+        );
         return Ok(());
     }
     if outcomes.is_empty() {
         println!("nothing to replay");
     }
     for o in outcomes {
-        println!("{:>5}  {:<8} {:<10} {:<38} {}", o.id, o.store, o.entity, o.ct_id, o.detail);
+        println!(
+            "{:>5}  {:<8} {:<10} {:<38} {}",
+            o.id, o.store, o.entity, o.ct_id, o.detail
+        );
     }
     Ok(())
 }

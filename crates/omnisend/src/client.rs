@@ -494,8 +494,9 @@ pub(crate) fn rejected(method: &Method, path: String, resp: Response) -> Omnisen
         status,
         method: method.to_string(),
         path,
-        problem: resp
-            .problem
-            .unwrap_or_else(|| Problem::parse(status, &resp.body)),
+        problem: Box::new(
+            resp.problem
+                .unwrap_or_else(|| Problem::parse(status, &resp.body)),
+        ),
     }
 }

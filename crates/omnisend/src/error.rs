@@ -15,8 +15,8 @@ pub enum OmnisendError {
         method: String,
         /// Request path relative to the API base, e.g. `/products/abc`.
         path: String,
-        /// Parsed RFC 9457 body.
-        problem: Problem,
+        /// Parsed RFC 9457 body (boxed: it is large and errors are the rare path).
+        problem: Box<Problem>,
     },
     /// Every attempt failed with a retryable outcome (429, 408, 5xx, timeout, connection error).
     #[error("{method} {path} failed after {attempts} attempt(s); last: {last}")]
@@ -97,7 +97,7 @@ mod tests {
             status: 400,
             method: "PUT".into(),
             path: "/products/p1".into(),
-            problem: Problem {
+            problem: Box::new(Problem {
                 title: Some("Validation failed".into()),
                 detail: Some("Request body is invalid".into()),
                 errors: vec![FieldError {
@@ -106,7 +106,7 @@ mod tests {
                     message: Some("too long".into()),
                 }],
                 ..Problem::default()
-            },
+            }),
         };
         let text = err.to_string();
         for needle in [

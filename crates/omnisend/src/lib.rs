@@ -11,10 +11,6 @@
 //! `Content-Type: application/json` and `User-Agent: ct-omnisend/<version>`, and takes one permit
 //! from the shared [`RateController`] per attempt.
 
-// `OmnisendError::Rejected` carries the whole parsed problem (about 200 bytes). Errors are the
-// rare path next to an HTTP round trip, and keeping `problem: Problem` unboxed keeps the error
-// easy to construct and match on in callers' tests.
-#![allow(clippy::result_large_err)]
 #![warn(missing_docs)]
 
 pub mod batches;

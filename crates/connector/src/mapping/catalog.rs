@@ -12,8 +12,8 @@ use omnisend::models::{self as os, ProductStatus, limits};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::text::{html_to_text, truncate_chars};
 use super::Rejection;
+use super::text::{html_to_text, truncate_chars};
 use crate::config::{CatalogSettings, UnpublishedPolicy, UrlTemplate};
 
 /// Everything the catalog mapping of one store needs.
@@ -44,14 +44,30 @@ pub struct CatalogContext<'a> {
 }
 
 /// Maps a category to `{categoryID, title}`; the title comes from the store's locale chain.
-pub fn map_category(category: &Category, ctx: &CatalogContext<'_>) -> Result<os::Category, Rejection> {
+pub fn map_category(
+    category: &Category,
+    ctx: &CatalogContext<'_>,
+) -> Result<os::Category, Rejection> {
     let title = category.name.get(ctx.locales).ok_or_else(|| {
-        Rejection::new("category", &category.id, "name", format!("no name in any of the locales {:?}", ctx.locales))
+        Rejection::new(
+            "category",
+            &category.id,
+            "name",
+            format!("no name in any of the locales {:?}", ctx.locales),
+        )
     })?;
     if category.id.chars().count() > limits::ID {
-        return Err(Rejection::new("category", &category.id, "id", format!("longer than {} characters", limits::ID)));
+        return Err(Rejection::new(
+            "category",
+            &category.id,
+            "id",
+            format!("longer than {} characters", limits::ID),
+        ));
     }
-    Ok(os::Category { category_id: category.id.clone(), title: truncate_chars(title.trim(), limits::TITLE) })
+    Ok(os::Category {
+        category_id: category.id.clone(),
+        title: truncate_chars(title.trim(), limits::TITLE),
+    })
 }
 
 /// The Omnisend variant id of a commercetools variant: stable across SKU changes.
@@ -61,21 +77,34 @@ pub fn variant_id(product_id: &str, variant_id: i64) -> String {
 
 /// Maps a product projection. `published == false` (or `Some(false)` on the projection) yields
 /// `status: notAvailable` — callers that delete unpublished products never call this for them.
-pub fn map_product(p: &ProductProjection, ctx: &CatalogContext<'_>) -> Result<os::Product, Rejection> {
+pub fn map_product(
+    p: &ProductProjection,
+    ctx: &CatalogContext<'_>,
+) -> Result<os::Product, Rejection> {
     let reject = |field: &str, reason: String| Rejection::new("product", &p.id, field, reason);
     if p.id.chars().count() > limits::ID {
-        return Err(reject("id", format!("longer than {} characters", limits::ID)));
+        return Err(reject(
+            "id",
+            format!("longer than {} characters", limits::ID),
+        ));
     }
-    let title = p
-        .name
-        .get(ctx.locales)
-        .map(str::trim)
-        .ok_or_else(|| reject("name", format!("no name in any of the locales {:?}", ctx.locales)))?;
+    let title = p.name.get(ctx.locales).map(str::trim).ok_or_else(|| {
+        reject(
+            "name",
+            format!("no name in any of the locales {:?}", ctx.locales),
+        )
+    })?;
     let title = truncate_chars(title, limits::TITLE);
 
     let slug = p.slug.get(ctx.locales);
     if ctx.product_url.uses("slug") && slug.is_none() {
-        return Err(reject("slug", format!("no slug in any of the locales {:?} for the product URL", ctx.locales)));
+        return Err(reject(
+            "slug",
+            format!(
+                "no slug in any of the locales {:?} for the product URL",
+                ctx.locales
+            ),
+        ));
     }
     let locale = ctx.locales.first().map(String::as_str).unwrap_or("");
     let url_for = |sku: &str| {
@@ -90,7 +119,10 @@ pub fn map_product(p: &ProductProjection, ctx: &CatalogContext<'_>) -> Result<os
     let master_sku = p.master_variant.sku.as_deref().unwrap_or("");
     let url = url_for(master_sku);
     if url.chars().count() > limits::URL {
-        return Err(reject("url", format!("product URL longer than {} characters", limits::URL)));
+        return Err(reject(
+            "url",
+            format!("product URL longer than {} characters", limits::URL),
+        ));
     }
 
     let selector = PriceSelector {
@@ -102,14 +134,26 @@ pub fn map_product(p: &ProductProjection, ctx: &CatalogContext<'_>) -> Result<os
     let multi = !p.variants.is_empty();
     let mut variants = Vec::new();
     for v in p.all_variants().take(limits::VARIANTS) {
-        let Some(price) = select_price(&v.prices, &selector, ctx.now) else { continue };
+        let Some(price) = select_price(&v.prices, &selector, ctx.now) else {
+            continue;
+        };
         let (amount, strike) = match &price.discounted {
-            Some(d) if d.value.amount() < price.value.amount() => (d.value.amount(), Some(price.value.amount())),
+            Some(d) if d.value.amount() < price.value.amount() => {
+                (d.value.amount(), Some(price.value.amount()))
+            }
             _ => (price.value.amount(), None),
         };
         let images = image_urls(v);
-        let sku = v.sku.clone().filter(|s| !s.is_empty()).map(|s| truncate_chars(&s, limits::SKU));
-        let variant_url = if ctx.product_url.uses("sku") { url_for(v.sku.as_deref().unwrap_or("")) } else { url.clone() };
+        let sku = v
+            .sku
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(|s| truncate_chars(&s, limits::SKU));
+        let variant_url = if ctx.product_url.uses("sku") {
+            url_for(v.sku.as_deref().unwrap_or(""))
+        } else {
+            url.clone()
+        };
         variants.push(os::Variant {
             id: variant_id(&p.id, v.id),
             title: variant_title(&title, v, multi, ctx),
@@ -124,21 +168,34 @@ pub fn map_product(p: &ProductProjection, ctx: &CatalogContext<'_>) -> Result<os
         });
     }
     if variants.is_empty() {
-        let scope = [ctx.country.map(|c| format!("country {c}")), ctx.price_channel_id.map(|c| format!("channel {c}"))]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
-        let scope = if scope.is_empty() { String::new() } else { format!(" ({})", scope.join(", ")) };
+        let scope = [
+            ctx.country.map(|c| format!("country {c}")),
+            ctx.price_channel_id.map(|c| format!("channel {c}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", scope.join(", "))
+        };
         return Err(reject(
             "masterVariant.prices",
-            format!("no valid price in {} for store {}{scope}", ctx.currency, ctx.store_key),
+            format!(
+                "no valid price in {} for store {}{scope}",
+                ctx.currency, ctx.store_key
+            ),
         ));
     }
 
     let published = p.published.unwrap_or(true);
     let status = if !published {
         ProductStatus::NotAvailable
-    } else if variants.iter().any(|v| v.status == Some(ProductStatus::InStock)) {
+    } else if variants
+        .iter()
+        .any(|v| v.status == Some(ProductStatus::InStock))
+    {
         ProductStatus::InStock
     } else {
         ProductStatus::OutOfStock
@@ -203,7 +260,10 @@ pub fn map_product(p: &ProductProjection, ctx: &CatalogContext<'_>) -> Result<os
         default_image_url: images.first().cloned(),
         images,
         vendor,
-        product_type: ctx.product_types.get(&p.product_type.id).map(|t| truncate_chars(t, limits::TYPE)),
+        product_type: ctx
+            .product_types
+            .get(&p.product_type.id)
+            .map(|t| truncate_chars(t, limits::TYPE)),
         tags,
         category_ids,
         variants,
@@ -227,13 +287,26 @@ fn image_urls(v: &ProductVariant) -> Vec<String> {
 fn variant_status(v: &ProductVariant, ctx: &CatalogContext<'_>) -> ProductStatus {
     let on_stock = match (&v.availability, ctx.supply_channel_id) {
         (None, _) => true,
-        (Some(a), Some(channel)) => a.channels.get(channel).and_then(|c| c.is_on_stock).unwrap_or(false),
+        (Some(a), Some(channel)) => a
+            .channels
+            .get(channel)
+            .and_then(|c| c.is_on_stock)
+            .unwrap_or(false),
         (Some(a), None) => a.is_on_stock.unwrap_or(true),
     };
-    if on_stock { ProductStatus::InStock } else { ProductStatus::OutOfStock }
+    if on_stock {
+        ProductStatus::InStock
+    } else {
+        ProductStatus::OutOfStock
+    }
 }
 
-fn variant_title(product_title: &str, v: &ProductVariant, multi: bool, ctx: &CatalogContext<'_>) -> String {
+fn variant_title(
+    product_title: &str,
+    v: &ProductVariant,
+    multi: bool,
+    ctx: &CatalogContext<'_>,
+) -> String {
     let parts: Vec<String> = ctx
         .catalog
         .variant_title_attributes
@@ -262,17 +335,28 @@ pub fn attribute_texts(value: &serde_json::Value, locales: &[String]) -> Vec<Str
         Value::String(s) if !s.trim().is_empty() => vec![s.trim().to_owned()],
         Value::Number(n) => vec![n.to_string()],
         Value::Bool(b) => vec![b.to_string()],
-        Value::Array(items) => items.iter().flat_map(|i| attribute_texts(i, locales)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .flat_map(|i| attribute_texts(i, locales))
+            .collect(),
         Value::Object(map) => {
             if let Some(label) = map.get("label") {
                 return attribute_texts(label, locales);
             }
             if map.contains_key("key") {
-                return map.get("key").map(|k| attribute_texts(k, locales)).unwrap_or_default();
+                return map
+                    .get("key")
+                    .map(|k| attribute_texts(k, locales))
+                    .unwrap_or_default();
             }
             locales
                 .iter()
-                .find_map(|l| map.get(l).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()))
+                .find_map(|l| {
+                    map.get(l)
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                })
                 .map(|s| vec![s.to_owned()])
                 .unwrap_or_default()
         }

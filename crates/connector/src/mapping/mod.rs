@@ -22,13 +22,22 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of `entity` `id` because of `field`.
     pub fn new(entity: &'static str, id: &str, field: &str, reason: impl Into<String>) -> Self {
-        Self { entity, id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
+        Self {
+            entity,
+            id: id.to_owned(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}: {}", self.entity, self.id, self.field, self.reason)
+        write!(
+            f,
+            "{} {}: {}: {}",
+            self.entity, self.id, self.field, self.reason
+        )
     }
 }
 
@@ -37,7 +46,8 @@ impl std::fmt::Display for Rejection {
 pub fn payload_hash<T: Serialize>(body: &T) -> String {
     let mut hasher = Sha256::new();
     // Writing straight into the hasher avoids an intermediate buffer on the hot path.
-    serde_json::to_writer(HashWriter(&mut hasher), body).expect("serializing a mapped body cannot fail");
+    serde_json::to_writer(HashWriter(&mut hasher), body)
+        .expect("serializing a mapped body cannot fail");
     hex::encode(hasher.finalize())
 }
 

@@ -52,7 +52,9 @@ fn decode_entities(s: &str) -> String {
                 "quot" => Some('"'),
                 "apos" | "#39" => Some('\''),
                 "nbsp" => Some(' '),
-                e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+                e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
                 e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
                 _ => None,
             };
@@ -79,12 +81,18 @@ mod tests {
 
     #[test]
     fn tags_are_removed_and_whitespace_collapsed() {
-        assert_eq!(html_to_text("<p>Soft <b>cotton</b></p>\n<p>shirt</p>"), "Soft cotton shirt");
+        assert_eq!(
+            html_to_text("<p>Soft <b>cotton</b></p>\n<p>shirt</p>"),
+            "Soft cotton shirt"
+        );
     }
 
     #[test]
     fn entities_are_decoded() {
-        assert_eq!(html_to_text("Tom &amp; Jerry &#169; &lt;3 &unknown; &"), "Tom & Jerry © <3 &unknown; &");
+        assert_eq!(
+            html_to_text("Tom &amp; Jerry &#169; &lt;3 &unknown; &"),
+            "Tom & Jerry © <3 &unknown; &"
+        );
     }
 
     #[test]

@@ -10,20 +10,22 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use commercetools::CtClient;
 use commercetools::models::{Category, Channel, Product, ProductType};
 use commercetools::paging::{DeltaPosition, PageMode};
-use commercetools::CtClient;
-use omnisend::models::BatchEndpoint;
 use omnisend::Deleted;
+use omnisend::models::BatchEndpoint;
 use time::OffsetDateTime;
 
 use super::sink::Sink;
-use super::writer::{BatchWriter, Planned};
+use super::writer::{BatchWriter, Planned, Target};
 use super::{Mode, RunSummary, SyncError};
 use crate::config::{Settings, StoreSettings, UnpublishedPolicy};
-use crate::mapping::catalog::{map_category, map_product, CatalogContext};
-use crate::mapping::{payload_hash, Rejection};
-use crate::store::{Cursor, NewRejected, RecordStatus, Rejected, RejectedFilter, RunStats, StateStore, SyncRecord};
+use crate::mapping::catalog::{CatalogContext, map_category, map_product};
+use crate::mapping::{Rejection, payload_hash};
+use crate::store::{
+    Cursor, NewRejected, RecordStatus, Rejected, RejectedFilter, RunStats, StateStore, SyncRecord,
+};
 use serde::Serialize;
 
 /// Entity names used in the state store and run reports.
@@ -67,17 +69,37 @@ struct Lookups {
 
 impl CatalogSync {
     /// `sinks` maps each store key to its brand's sink.
-    pub fn new(ct: CtClient, store: StateStore, settings: Settings, sinks: HashMap<String, Sink>) -> Self {
-        Self { ct, store, settings, sinks }
+    pub fn new(
+        ct: CtClient,
+        store: StateStore,
+        settings: Settings,
+        sinks: HashMap<String, Sink>,
+    ) -> Self {
+        Self {
+            ct,
+            store,
+            settings,
+            sinks,
+        }
     }
 
     /// Runs categories then products for each selected store.
-    pub async fn run(&self, opts: &CatalogOptions, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Result<Vec<RunSummary>, SyncError> {
-        let stores = self.settings.select_stores(opts.store.as_deref()).map_err(|e| SyncError::Config(e.to_string()))?;
+    pub async fn run(
+        &self,
+        opts: &CatalogOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Vec<RunSummary>, SyncError> {
+        let stores = self
+            .settings
+            .select_stores(opts.store.as_deref())
+            .map_err(|e| SyncError::Config(e.to_string()))?;
         let lookups = self.lookups().await?;
         let mut summaries = Vec::new();
         for store_settings in stores {
-            summaries.extend(self.run_route(store_settings, &lookups, opts, progress).await?);
+            summaries.extend(
+                self.run_route(store_settings, &lookups, opts, progress)
+                    .await?,
+            );
         }
         Ok(summaries)
     }
@@ -92,16 +114,25 @@ impl CatalogSync {
     }
 
     /// The resolved route of a store: channel keys turned into ids, its sink, the clock.
-    fn route<'a>(&'a self, ss: &'a StoreSettings, lookups: &'a Lookups) -> Result<Route<'a>, SyncError> {
-        let sink = self
-            .sinks
-            .get(&ss.key)
-            .ok_or_else(|| SyncError::Config(format!("no Omnisend brand configured for store {:?}", ss.key)))?;
+    fn route<'a>(
+        &'a self,
+        ss: &'a StoreSettings,
+        lookups: &'a Lookups,
+    ) -> Result<Route<'a>, SyncError> {
+        let sink = self.sinks.get(&ss.key).ok_or_else(|| {
+            SyncError::Config(format!(
+                "no Omnisend brand configured for store {:?}",
+                ss.key
+            ))
+        })?;
         let channel_id = |key: &Option<String>, what: &str| -> Result<Option<String>, SyncError> {
             key.as_ref()
                 .map(|k| {
                     lookups.channels.get(k).cloned().ok_or_else(|| {
-                        SyncError::Config(format!("stores[{}].{what}: channel {k:?} does not exist in commercetools", ss.key))
+                        SyncError::Config(format!(
+                            "stores[{}].{what}: channel {k:?} does not exist in commercetools",
+                            ss.key
+                        ))
                     })
                 })
                 .transpose()
@@ -131,7 +162,10 @@ impl CatalogSync {
         let cursor = self.store.cursor(PRODUCTS, &ss.key).await?;
         let (mode, reason) = match &cursor {
             _ if opts.full => (Mode::Full, None),
-            None => (Mode::Full, Some("first run for this store (no cursor yet)".to_owned())),
+            None => (
+                Mode::Full,
+                Some("first run for this store (no cursor yet)".to_owned()),
+            ),
             Some(c) if c.mapping_fingerprint.as_deref() != Some(fingerprint.as_str()) => (
                 Mode::Full,
                 Some(format!(
@@ -139,7 +173,9 @@ impl CatalogSync {
                     c.mapping_fingerprint.as_deref().unwrap_or("none")
                 )),
             ),
-            Some(c) if c.last_modified_at.is_none() => (Mode::Full, Some("cursor has no watermark".to_owned())),
+            Some(c) if c.last_modified_at.is_none() => {
+                (Mode::Full, Some("cursor has no watermark".to_owned()))
+            }
             Some(_) => (Mode::Delta, None),
         };
         if let Some(reason) = &reason {
@@ -151,15 +187,30 @@ impl CatalogSync {
             .await?;
 
         let mut out = vec![
-            RunSummary { entity: CATEGORIES.into(), store: ss.key.clone(), mode: Mode::Full, reason: None, stats: categories },
-            RunSummary { entity: PRODUCTS.into(), store: ss.key.clone(), mode, reason, stats: products.stats.clone() },
+            RunSummary {
+                entity: CATEGORIES.into(),
+                store: ss.key.clone(),
+                mode: Mode::Full,
+                reason: None,
+                stats: categories,
+            },
+            RunSummary {
+                entity: PRODUCTS.into(),
+                store: ss.key.clone(),
+                mode,
+                reason,
+                stats: products.stats.clone(),
+            },
         ];
         if !sink.is_dry_run() && products.stats.failed == 0 {
             let watermark = match mode {
                 // Anything modified while the full run read the catalog is picked up by the
                 // next delta: start it from the moment this run began.
                 Mode::Full => Some(started),
-                Mode::Delta => match (cursor.as_ref().and_then(|c| c.last_modified_at), products.position) {
+                Mode::Delta => match (
+                    cursor.as_ref().and_then(|c| c.last_modified_at),
+                    products.position,
+                ) {
                     (Some(old), Some(p)) => Some(old.max(p.last_modified_at)),
                     (old, p) => old.or(p.map(|p| p.last_modified_at)),
                 },
@@ -176,12 +227,18 @@ impl CatalogSync {
                 .await?;
         } else if products.stats.failed > 0 {
             tracing::warn!(store = %ss.key, failed = products.stats.failed, "cursor left in place: some products could not be written");
-            out[1].reason.get_or_insert_with(|| "cursor not advanced: some writes failed".into());
+            out[1]
+                .reason
+                .get_or_insert_with(|| "cursor not advanced: some writes failed".into());
         }
         Ok(out)
     }
 
-    fn context<'a>(&'a self, route: &'a Route<'a>, known_categories: &'a HashSet<String>) -> CatalogContext<'a> {
+    fn context<'a>(
+        &'a self,
+        route: &'a Route<'a>,
+        known_categories: &'a HashSet<String>,
+    ) -> CatalogContext<'a> {
         CatalogContext {
             store_key: &route.settings.key,
             locales: &route.locales,
@@ -208,15 +265,26 @@ impl CatalogSync {
         let dry = route.sink.is_dry_run();
         let clock = Instant::now();
         let requests_before = route.sink.requests();
-        let run_id = if dry { None } else { Some(self.store.start_run(CATEGORIES, key, "full", OffsetDateTime::now_utc()).await?) };
+        let run_id = if dry {
+            None
+        } else {
+            Some(
+                self.store
+                    .start_run(CATEGORIES, key, "full", OffsetDateTime::now_utc())
+                    .await?,
+            )
+        };
         let result = async {
             let empty = HashSet::new();
             let ctx = self.context(route, &empty);
+            let target = Target {
+                route: key,
+                entity: CATEGORIES,
+                endpoint: BatchEndpoint::Categories,
+                id_field: "categoryID",
+            };
             let mut writer = BatchWriter::new(
-                key,
-                CATEGORIES,
-                BatchEndpoint::Categories,
-                "categoryID",
+                target,
                 route.sink,
                 &self.store,
                 self.settings.omnisend.batch_size,
@@ -225,7 +293,12 @@ impl CatalogSync {
             let mut known = HashSet::new();
             let mut seen = 0u64;
             let mut unchanged = 0u64;
-            let mut pager = self.ct.pager::<Category>("categories", PageMode::Full { after_id: None }, self.settings.commercetools.page_size, vec![]);
+            let mut pager = self.ct.pager::<Category>(
+                "categories",
+                PageMode::Full { after_id: None },
+                self.settings.commercetools.page_size,
+                vec![],
+            );
             while let Some(page) = pager.next_page().await? {
                 seen += page.len() as u64;
                 let ids: Vec<String> = page.iter().map(|c| c.id.clone()).collect();
@@ -240,17 +313,39 @@ impl CatalogSync {
                                     unchanged += 1;
                                     known.insert(c.id.clone());
                                 }
-                                Plan::Create => writer.create(Planned::new(c.id.clone(), c.version, hash, body)).await?,
-                                Plan::Replace => writer.replace(Planned::new(c.id.clone(), c.version, hash, body)).await?,
+                                Plan::Create => {
+                                    writer
+                                        .create(Planned::new(c.id.clone(), c.version, hash, body))
+                                        .await?
+                                }
+                                Plan::Replace => {
+                                    writer
+                                        .replace(Planned::new(c.id.clone(), c.version, hash, body))
+                                        .await?
+                                }
                             }
                         }
-                        Err(rejection) => self.reject(key, CATEGORIES, &rejection, c.version, dry, &mut writer.stats).await?,
+                        Err(rejection) => {
+                            self.reject(
+                                key,
+                                CATEGORIES,
+                                &rejection,
+                                c.version,
+                                dry,
+                                &mut writer.stats,
+                            )
+                            .await?
+                        }
                     }
                 }
                 if let Some(run_id) = run_id {
                     self.store.mark_seen(key, CATEGORIES, &ids, run_id).await?;
                 }
-                progress(Progress { store: key, entity: CATEGORIES, seen });
+                progress(Progress {
+                    store: key,
+                    entity: CATEGORIES,
+                    seen,
+                });
             }
             writer.finish().await?;
             known.extend(writer.confirmed.iter().cloned());
@@ -258,12 +353,22 @@ impl CatalogSync {
             stats.seen = seen;
             stats.unchanged = unchanged;
             if let Some(run_id) = run_id {
-                stats.deleted += self.remove_unseen(route, CATEGORIES, run_id, |id| async move { route.sink.delete_category(&id).await }).await?;
+                stats.deleted += self
+                    .remove_unseen(route, CATEGORIES, run_id, |id| async move {
+                        route.sink.delete_category(&id).await
+                    })
+                    .await?;
             }
             Ok::<_, SyncError>((stats, known))
         }
         .await;
-        self.finish_run(run_id, result.as_ref().map(|(s, _)| s), clock, route.sink.requests() - requests_before).await?;
+        self.finish_run(
+            run_id,
+            result.as_ref().map(|(s, _)| s),
+            clock,
+            route.sink.requests() - requests_before,
+        )
+        .await?;
         result.map(|(mut s, k)| {
             s.requests = route.sink.requests() - requests_before;
             s.duration_ms = clock.elapsed().as_millis() as u64;
@@ -283,25 +388,44 @@ impl CatalogSync {
         let dry = route.sink.is_dry_run();
         let clock = Instant::now();
         let requests_before = route.sink.requests();
-        let run_id = if dry { None } else { Some(self.store.start_run(PRODUCTS, key, mode.as_str(), OffsetDateTime::now_utc()).await?) };
+        let run_id = if dry {
+            None
+        } else {
+            Some(
+                self.store
+                    .start_run(PRODUCTS, key, mode.as_str(), OffsetDateTime::now_utc())
+                    .await?,
+            )
+        };
         let full_run_id = if mode == Mode::Full { run_id } else { None };
         let result = async {
             let ctx = self.context(route, known_categories);
+            let target = Target {
+                route: key,
+                entity: PRODUCTS,
+                endpoint: BatchEndpoint::Products,
+                id_field: "id",
+            };
             let mut writer = BatchWriter::new(
-                key,
-                PRODUCTS,
-                BatchEndpoint::Products,
-                "id",
+                target,
                 route.sink,
                 &self.store,
                 self.settings.omnisend.batch_size,
                 full_run_id,
             );
             let page_mode = match (mode, cursor.and_then(|c| c.last_modified_at)) {
-                (Mode::Delta, Some(since)) => PageMode::Delta { since: since - self.settings.catalog.delta_overlap, after: None },
+                (Mode::Delta, Some(since)) => PageMode::Delta {
+                    since: since - self.settings.catalog.delta_overlap,
+                    after: None,
+                },
                 _ => PageMode::Full { after_id: None },
             };
-            let mut pager = self.ct.pager::<Product>("products", page_mode, self.settings.commercetools.page_size, vec![]);
+            let mut pager = self.ct.pager::<Product>(
+                "products",
+                page_mode,
+                self.settings.commercetools.page_size,
+                vec![],
+            );
             let mut seen = 0u64;
             let mut unchanged = 0u64;
             let mut to_delete: Vec<SyncRecord> = Vec::new();
@@ -312,8 +436,11 @@ impl CatalogSync {
                 for product in &page {
                     let record = records.get(&product.id);
                     let published = product.master_data.published;
-                    if !published && self.settings.catalog.unpublished == UnpublishedPolicy::Delete {
-                        if let Some(r) = record.filter(|r| r.status != RecordStatus::Deleted && r.omnisend_id.is_some()) {
+                    if !published && self.settings.catalog.unpublished == UnpublishedPolicy::Delete
+                    {
+                        if let Some(r) = record.filter(|r| {
+                            r.status != RecordStatus::Deleted && r.omnisend_id.is_some()
+                        }) {
                             to_delete.push(r.clone());
                         }
                         continue;
@@ -328,19 +455,43 @@ impl CatalogSync {
                             match plan(record, &hash) {
                                 Plan::Unchanged => unchanged += 1,
                                 p => {
-                                    let body = serde_json::to_value(&body).expect("product serializes");
-                                    let planned = Planned::new(product.id.clone(), product.version, hash, body);
-                                    if p == Plan::Create { writer.create(planned).await? } else { writer.replace(planned).await? }
+                                    let body =
+                                        serde_json::to_value(&body).expect("product serializes");
+                                    let planned = Planned::new(
+                                        product.id.clone(),
+                                        product.version,
+                                        hash,
+                                        body,
+                                    );
+                                    if p == Plan::Create {
+                                        writer.create(planned).await?
+                                    } else {
+                                        writer.replace(planned).await?
+                                    }
                                 }
                             }
                         }
-                        Err(rejection) => self.reject(key, PRODUCTS, &rejection, product.version, dry, &mut writer.stats).await?,
+                        Err(rejection) => {
+                            self.reject(
+                                key,
+                                PRODUCTS,
+                                &rejection,
+                                product.version,
+                                dry,
+                                &mut writer.stats,
+                            )
+                            .await?
+                        }
                     }
                 }
                 if let Some(run_id) = full_run_id {
                     self.store.mark_seen(key, PRODUCTS, &ids, run_id).await?;
                 }
-                progress(Progress { store: key, entity: PRODUCTS, seen });
+                progress(Progress {
+                    store: key,
+                    entity: PRODUCTS,
+                    seen,
+                });
             }
             writer.finish().await?;
             let mut stats = writer.stats.clone();
@@ -350,12 +501,25 @@ impl CatalogSync {
                 stats.deleted += self.delete_product(route, &r.ct_id).await?;
             }
             if let Some(run_id) = full_run_id {
-                stats.deleted += self.remove_unseen(route, PRODUCTS, run_id, |id| async move { route.sink.delete_product(&id).await }).await?;
+                stats.deleted += self
+                    .remove_unseen(route, PRODUCTS, run_id, |id| async move {
+                        route.sink.delete_product(&id).await
+                    })
+                    .await?;
             }
-            Ok::<_, SyncError>(ProductsOutcome { stats, position: pager.position() })
+            Ok::<_, SyncError>(ProductsOutcome {
+                stats,
+                position: pager.position(),
+            })
         }
         .await;
-        self.finish_run(run_id, result.as_ref().map(|o| &o.stats), clock, route.sink.requests() - requests_before).await?;
+        self.finish_run(
+            run_id,
+            result.as_ref().map(|o| &o.stats),
+            clock,
+            route.sink.requests() - requests_before,
+        )
+        .await?;
         result.map(|mut o| {
             o.stats.requests = route.sink.requests() - requests_before;
             o.stats.duration_ms = clock.elapsed().as_millis() as u64;
@@ -370,16 +534,37 @@ impl CatalogSync {
         let rejected = match only {
             Some(id) => match self.store.rejected(id).await? {
                 Some(r) if r.resolved_at.is_none() => vec![r],
-                Some(_) => return Err(SyncError::Config(format!("rejected record {id} is already resolved"))),
-                None => return Err(SyncError::Config(format!("no rejected record with id {id}"))),
+                Some(_) => {
+                    return Err(SyncError::Config(format!(
+                        "rejected record {id} is already resolved"
+                    )));
+                }
+                None => {
+                    return Err(SyncError::Config(format!(
+                        "no rejected record with id {id}"
+                    )));
+                }
             },
-            None => self.store.list_rejected(&RejectedFilter { entity: None, route: None, open_only: true, limit: i64::MAX }).await?,
+            None => {
+                self.store
+                    .list_rejected(&RejectedFilter {
+                        entity: None,
+                        route: None,
+                        open_only: true,
+                        limit: i64::MAX,
+                    })
+                    .await?
+            }
         };
         let lookups = self.lookups().await?;
         let mut outcomes = Vec::new();
         for r in rejected {
             let Some(ss) = self.settings.stores.iter().find(|s| s.key == r.route) else {
-                outcomes.push(ReplayOutcome::from(&r, false, format!("store {:?} is no longer configured", r.route)));
+                outcomes.push(ReplayOutcome::from(
+                    &r,
+                    false,
+                    format!("store {:?} is no longer configured", r.route),
+                ));
                 continue;
             };
             let route = self.route(ss, &lookups)?;
@@ -389,39 +574,77 @@ impl CatalogSync {
         Ok(outcomes)
     }
 
-    async fn replay_one(&self, route: &Route<'_>, r: &Rejected) -> Result<ReplayOutcome, SyncError> {
+    async fn replay_one(
+        &self,
+        route: &Route<'_>,
+        r: &Rejected,
+    ) -> Result<ReplayOutcome, SyncError> {
         let key = route.settings.key.as_str();
         let now = OffsetDateTime::now_utc();
         let Sink::Live(client) = route.sink else {
-            return Err(SyncError::Config("replay needs a live Omnisend brand".into()));
+            return Err(SyncError::Config(
+                "replay needs a live Omnisend brand".into(),
+            ));
         };
         let (version, result) = match r.entity.as_str() {
             CATEGORIES => {
-                let Some(c) = self.ct.get::<Category>(&format!("categories/{}", r.ct_id), &[]).await? else {
-                    self.store.resolve_rejected(key, &r.entity, &r.ct_id, now).await?;
-                    return Ok(ReplayOutcome::from(r, true, "category no longer exists; nothing to send".into()));
+                let Some(c) = self
+                    .ct
+                    .get::<Category>(&format!("categories/{}", r.ct_id), &[])
+                    .await?
+                else {
+                    self.store
+                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
+                        .await?;
+                    return Ok(ReplayOutcome::from(
+                        r,
+                        true,
+                        "category no longer exists; nothing to send".into(),
+                    ));
                 };
                 let empty = HashSet::new();
                 match map_category(&c, &self.context(route, &empty)) {
                     Err(rej) => (c.version, Err(rej)),
                     Ok(body) => {
                         let hash = payload_hash(&body);
-                        client.upsert_category(&body).await.map_err(|e| SyncError::Omnisend { route: key.into(), source: e })?;
+                        client
+                            .upsert_category(&body)
+                            .await
+                            .map_err(|e| SyncError::omnisend(key, e))?;
                         (c.version, Ok(hash))
                     }
                 }
             }
             PRODUCTS => {
-                let Some(p) = self.ct.get::<Product>(&format!("products/{}", r.ct_id), &[]).await? else {
-                    self.store.resolve_rejected(key, &r.entity, &r.ct_id, now).await?;
-                    return Ok(ReplayOutcome::from(r, true, "product no longer exists; nothing to send".into()));
+                let Some(p) = self
+                    .ct
+                    .get::<Product>(&format!("products/{}", r.ct_id), &[])
+                    .await?
+                else {
+                    self.store
+                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
+                        .await?;
+                    return Ok(ReplayOutcome::from(
+                        r,
+                        true,
+                        "product no longer exists; nothing to send".into(),
+                    ));
                 };
-                if !p.master_data.published && self.settings.catalog.unpublished == UnpublishedPolicy::Delete {
-                    self.store.resolve_rejected(key, &r.entity, &r.ct_id, now).await?;
-                    return Ok(ReplayOutcome::from(r, true, "product is unpublished; nothing to send".into()));
+                if !p.master_data.published
+                    && self.settings.catalog.unpublished == UnpublishedPolicy::Delete
+                {
+                    self.store
+                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
+                        .await?;
+                    return Ok(ReplayOutcome::from(
+                        r,
+                        true,
+                        "product is unpublished; nothing to send".into(),
+                    ));
                 }
                 let projection = p.current_projection();
-                let cat_ids: Vec<String> = projection.categories.iter().map(|c| c.id.clone()).collect();
+                let cat_ids: Vec<String> =
+                    projection.categories.iter().map(|c| c.id.clone()).collect();
                 let known: HashSet<String> = self
                     .store
                     .records(key, CATEGORIES, &cat_ids)
@@ -436,17 +659,37 @@ impl CatalogSync {
                         let hash = payload_hash(&body);
                         match client.upsert_product(&body).await {
                             Ok(_) => (p.version, Ok(hash)),
-                            Err(omnisend::OmnisendError::Rejected { status, problem, .. }) => {
-                                let field = problem.errors.first().and_then(|e| e.field.clone()).unwrap_or_default();
-                                let reason = format!("Omnisend refused the item ({status}): {}", super::writer::problem_summary(&problem));
-                                (p.version, Err(Rejection::new("product", &r.ct_id, &field, reason)))
+                            Err(omnisend::OmnisendError::Rejected {
+                                status, problem, ..
+                            }) => {
+                                let field = problem
+                                    .errors
+                                    .first()
+                                    .and_then(|e| e.field.clone())
+                                    .unwrap_or_default();
+                                let reason = format!(
+                                    "Omnisend refused the item ({status}): {}",
+                                    super::writer::problem_summary(&problem)
+                                );
+                                (
+                                    p.version,
+                                    Err(Rejection::new("product", &r.ct_id, &field, reason)),
+                                )
                             }
-                            Err(e) => return Err(SyncError::Omnisend { route: key.into(), source: e }),
+                            Err(e) => {
+                                return Err(SyncError::omnisend(key, e));
+                            }
                         }
                     }
                 }
             }
-            other => return Ok(ReplayOutcome::from(r, false, format!("entity {other:?} cannot be replayed by the catalog sync"))),
+            other => {
+                return Ok(ReplayOutcome::from(
+                    r,
+                    false,
+                    format!("entity {other:?} cannot be replayed by the catalog sync"),
+                ));
+            }
         };
         match result {
             Ok(hash) => {
@@ -465,29 +708,48 @@ impl CatalogSync {
                         seen_run: None,
                     }])
                     .await?;
-                self.store.resolve_rejected(key, &r.entity, &r.ct_id, now).await?;
+                self.store
+                    .resolve_rejected(key, &r.entity, &r.ct_id, now)
+                    .await?;
                 Ok(ReplayOutcome::from(r, true, "sent".into()))
             }
             Err(rej) => {
                 let entity: &str = &r.entity;
                 let mut stats = RunStats::default();
-                self.reject(key, entity, &rej, version, false, &mut stats).await?;
-                Ok(ReplayOutcome::from(r, false, format!("still rejected: {}: {}", rej.field, rej.reason)))
+                self.reject(key, entity, &rej, version, false, &mut stats)
+                    .await?;
+                Ok(ReplayOutcome::from(
+                    r,
+                    false,
+                    format!("still rejected: {}: {}", rej.field, rej.reason),
+                ))
             }
         }
     }
 
     async fn delete_product(&self, route: &Route<'_>, id: &str) -> Result<u64, SyncError> {
         let key = route.settings.key.as_str();
-        route.sink.delete_product(id).await.map_err(|e| SyncError::Omnisend { route: key.to_owned(), source: e })?;
+        route
+            .sink
+            .delete_product(id)
+            .await
+            .map_err(|e| SyncError::omnisend(key, e))?;
         if !route.sink.is_dry_run() {
-            self.store.delete_records(key, PRODUCTS, &[id.to_owned()]).await?;
+            self.store
+                .delete_records(key, PRODUCTS, &[id.to_owned()])
+                .await?;
         }
         Ok(1)
     }
 
     /// Removes from Omnisend what the state store knows but this full run did not see.
-    async fn remove_unseen<F, Fut>(&self, route: &Route<'_>, entity: &str, run_id: i64, delete: F) -> Result<u64, SyncError>
+    async fn remove_unseen<F, Fut>(
+        &self,
+        route: &Route<'_>,
+        entity: &str,
+        run_id: i64,
+        delete: F,
+    ) -> Result<u64, SyncError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Deleted, omnisend::OmnisendError>>,
@@ -496,16 +758,25 @@ impl CatalogSync {
         let mut deleted = 0;
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.unseen_records(key, entity, run_id, after.as_deref(), 500).await?;
+            let page = self
+                .store
+                .unseen_records(key, entity, run_id, after.as_deref(), 500)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.ct_id.clone());
             let mut gone = Vec::new();
             for r in page.iter().filter(|r| r.omnisend_id.is_some()) {
-                delete(r.ct_id.clone()).await.map_err(|e| SyncError::Omnisend { route: key.to_owned(), source: e })?;
+                delete(r.ct_id.clone())
+                    .await
+                    .map_err(|e| SyncError::omnisend(key, e))?;
                 gone.push(r.ct_id.clone());
                 deleted += 1;
             }
-            let never_sent: Vec<String> = page.iter().filter(|r| r.omnisend_id.is_none()).map(|r| r.ct_id.clone()).collect();
+            let never_sent: Vec<String> = page
+                .iter()
+                .filter(|r| r.omnisend_id.is_none())
+                .map(|r| r.ct_id.clone())
+                .collect();
             gone.extend(never_sent);
             self.store.delete_records(key, entity, &gone).await?;
         }
@@ -554,11 +825,19 @@ impl CatalogSync {
                 let mut stats = stats.clone();
                 stats.requests = requests;
                 stats.duration_ms = clock.elapsed().as_millis() as u64;
-                self.store.finish_run(run_id, &stats, "ok", None, now).await?;
+                self.store
+                    .finish_run(run_id, &stats, "ok", None, now)
+                    .await?;
             }
             Err(e) => {
-                let stats = RunStats { requests, duration_ms: clock.elapsed().as_millis() as u64, ..RunStats::default() };
-                self.store.finish_run(run_id, &stats, "failed", Some(&e.to_string()), now).await?;
+                let stats = RunStats {
+                    requests,
+                    duration_ms: clock.elapsed().as_millis() as u64,
+                    ..RunStats::default()
+                };
+                self.store
+                    .finish_run(run_id, &stats, "failed", Some(&e.to_string()), now)
+                    .await?;
             }
         }
         Ok(())
@@ -584,7 +863,14 @@ pub struct ReplayOutcome {
 
 impl ReplayOutcome {
     fn from(r: &Rejected, resolved: bool, detail: String) -> Self {
-        Self { id: r.id, entity: r.entity.clone(), store: r.route.clone(), ct_id: r.ct_id.clone(), resolved, detail }
+        Self {
+            id: r.id,
+            entity: r.entity.clone(),
+            store: r.route.clone(),
+            ct_id: r.ct_id.clone(),
+            resolved,
+            detail,
+        }
     }
 }
 
@@ -646,16 +932,25 @@ mod tests {
 
     #[test]
     fn synced_record_with_the_same_hash_is_unchanged() {
-        assert_eq!(plan(Some(&record(RecordStatus::Synced, "h", true)), "h"), Plan::Unchanged);
+        assert_eq!(
+            plan(Some(&record(RecordStatus::Synced, "h", true)), "h"),
+            Plan::Unchanged
+        );
     }
 
     #[test]
     fn synced_record_with_another_hash_is_replaced() {
-        assert_eq!(plan(Some(&record(RecordStatus::Synced, "old", true)), "h"), Plan::Replace);
+        assert_eq!(
+            plan(Some(&record(RecordStatus::Synced, "old", true)), "h"),
+            Plan::Replace
+        );
     }
 
     #[test]
     fn rejected_record_never_sent_is_created_again() {
-        assert_eq!(plan(Some(&record(RecordStatus::Rejected, "", false)), "h"), Plan::Create);
+        assert_eq!(
+            plan(Some(&record(RecordStatus::Rejected, "", false)), "h"),
+            Plan::Create
+        );
     }
 }

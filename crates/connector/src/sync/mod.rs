@@ -59,7 +59,7 @@ pub enum SyncError {
         /// Store route.
         route: String,
         /// Cause.
-        source: omnisend::OmnisendError,
+        source: Box<omnisend::OmnisendError>,
     },
     /// State store failure.
     #[error(transparent)]
@@ -67,4 +67,14 @@ pub enum SyncError {
     /// Configuration that only fails against the live project (unknown channel key, …).
     #[error("config: {0}")]
     Config(String),
+}
+
+impl SyncError {
+    /// An Omnisend failure of store route `route`.
+    pub fn omnisend(route: &str, e: omnisend::OmnisendError) -> Self {
+        SyncError::Omnisend {
+            route: route.to_owned(),
+            source: Box::new(e),
+        }
+    }
 }

@@ -30,10 +30,19 @@ pub struct DryRun {
 impl DryRun {
     /// Writes to `out`, labelling lines with the store route `brand`.
     pub fn new(out: Arc<Mutex<Box<dyn Write + Send>>>, brand: &str) -> Self {
-        Self { out, brand: brand.to_owned(), lines: Arc::new(AtomicU64::new(0)) }
+        Self {
+            out,
+            brand: brand.to_owned(),
+            lines: Arc::new(AtomicU64::new(0)),
+        }
     }
 
-    fn write(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(), OmnisendError> {
+    fn write(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(), OmnisendError> {
         let mut line = json!({"brand": self.brand, "method": method, "path": path});
         if let Some(body) = body {
             line["body"] = body.clone();
@@ -41,7 +50,8 @@ impl DryRun {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         serde_json::to_writer(&mut *out, &line)
             .map_err(|e| OmnisendError::Invalid(format!("dry-run output: {e}")))?;
-        out.write_all(b"\n").map_err(|e| OmnisendError::Invalid(format!("dry-run output: {e}")))?;
+        out.write_all(b"\n")
+            .map_err(|e| OmnisendError::Invalid(format!("dry-run output: {e}")))?;
         self.lines.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -66,7 +76,8 @@ impl Sink {
         match self {
             Sink::Live(c) => Ok(c.submit_batch(req).await?.batch_id),
             Sink::DryRun(d) => {
-                let body = serde_json::to_value(req).map_err(|e| OmnisendError::Invalid(e.to_string()))?;
+                let body =
+                    serde_json::to_value(req).map_err(|e| OmnisendError::Invalid(e.to_string()))?;
                 d.write("POST", "/batches", Some(&body))?;
                 Ok(format!("dry-run-{}", d.lines.load(Ordering::Relaxed)))
             }
@@ -74,12 +85,20 @@ impl Sink {
     }
 
     /// Waits for batches to end. A dry run reports every item as done.
-    pub async fn wait_batches(&self, endpoint: BatchEndpoint, ids: &[String]) -> Result<Vec<Batch>, OmnisendError> {
+    pub async fn wait_batches(
+        &self,
+        endpoint: BatchEndpoint,
+        ids: &[String],
+    ) -> Result<Vec<Batch>, OmnisendError> {
         match self {
             Sink::Live(c) => c.wait_batches(endpoint, ids).await,
             Sink::DryRun(_) => Ok(ids
                 .iter()
-                .map(|id| Batch { batch_id: id.clone(), status: "finished".into(), ..Batch::default() })
+                .map(|id| Batch {
+                    batch_id: id.clone(),
+                    status: "finished".into(),
+                    ..Batch::default()
+                })
                 .collect()),
         }
     }
@@ -88,7 +107,9 @@ impl Sink {
     pub async fn delete_product(&self, id: &str) -> Result<Deleted, OmnisendError> {
         match self {
             Sink::Live(c) => c.delete_product(id).await,
-            Sink::DryRun(d) => d.write("DELETE", &format!("/products/{id}"), None).map(|_| Deleted::Deleted),
+            Sink::DryRun(d) => d
+                .write("DELETE", &format!("/products/{id}"), None)
+                .map(|_| Deleted::Deleted),
         }
     }
 
@@ -96,7 +117,9 @@ impl Sink {
     pub async fn delete_category(&self, id: &str) -> Result<Deleted, OmnisendError> {
         match self {
             Sink::Live(c) => c.delete_category(id).await,
-            Sink::DryRun(d) => d.write("DELETE", &format!("/product-categories/{id}"), None).map(|_| Deleted::Deleted),
+            Sink::DryRun(d) => d
+                .write("DELETE", &format!("/product-categories/{id}"), None)
+                .map(|_| Deleted::Deleted),
         }
     }
 }

@@ -7,13 +7,13 @@
 //! 408/429/5xx → retried in a later batch (bounded); any other 4xx → a rejected record with the
 //! field errors Omnisend gave.
 
-use omnisend::models::{Batch, BatchEndpoint, BatchItem, BatchMethod, BatchRequest};
 use omnisend::OmnisendError;
+use omnisend::models::{Batch, BatchEndpoint, BatchItem, BatchMethod, BatchRequest};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::sink::Sink;
 use super::SyncError;
+use super::sink::Sink;
 use crate::store::{NewRejected, RecordStatus, RunStats, StateStore, SyncRecord};
 
 /// How many times one item is retried across batches after transient failures.
@@ -39,7 +39,13 @@ pub struct Planned {
 impl Planned {
     /// A new planned write.
     pub fn new(ct_id: String, ct_version: i64, hash: String, body: Value) -> Self {
-        Self { ct_id, ct_version, hash, body, attempts: 0 }
+        Self {
+            ct_id,
+            ct_version,
+            hash,
+            body,
+            attempts: 0,
+        }
     }
 }
 
@@ -49,12 +55,24 @@ struct PendingBatch {
     items: Vec<Planned>,
 }
 
+/// What a writer writes: one entity of one store route to one Omnisend endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// Store route.
+    pub route: &'a str,
+    /// Entity name in the state store.
+    pub entity: &'static str,
+    /// Batch endpoint.
+    pub endpoint: BatchEndpoint,
+    /// Field of the item body holding the id (`id`, `categoryID`).
+    pub id_field: &'static str,
+}
+
 /// Batching writer for one (route, entity).
 pub struct BatchWriter<'a> {
     route: &'a str,
     entity: &'static str,
     endpoint: BatchEndpoint,
-    /// Field of the item body holding the id (`id`, `categoryID`).
     id_field: &'static str,
     sink: &'a Sink,
     store: &'a StateStore,
@@ -73,20 +91,17 @@ pub struct BatchWriter<'a> {
 impl<'a> BatchWriter<'a> {
     /// A writer for `entity` of `route`, sending to `endpoint`.
     pub fn new(
-        route: &'a str,
-        entity: &'static str,
-        endpoint: BatchEndpoint,
-        id_field: &'static str,
+        target: Target<'a>,
         sink: &'a Sink,
         store: &'a StateStore,
         batch_size: usize,
         seen_run: Option<i64>,
     ) -> Self {
         Self {
-            route,
-            entity,
-            endpoint,
-            id_field,
+            route: target.route,
+            entity: target.entity,
+            endpoint: target.endpoint,
+            id_field: target.id_field,
             sink,
             store,
             batch_size: batch_size.clamp(1, omnisend::models::limits::BATCH_ITEMS),
@@ -145,12 +160,22 @@ impl<'a> BatchWriter<'a> {
                 self.pending.push(PendingBatch { id, method, items });
                 Ok(())
             }
-            Err(OmnisendError::Rejected { status, problem, .. }) => {
+            Err(OmnisendError::Rejected {
+                status, problem, ..
+            }) => {
                 // The whole batch was refused (e.g. one malformed item fails schema validation):
                 // fall back to smaller batches so one bad record cannot block the others.
                 if items.len() == 1 {
-                    let reason = format!("Omnisend refused the item ({status}): {}", problem_summary(&problem));
-                    self.reject(&items[0], problem.errors.first().and_then(|e| e.field.clone()), reason).await
+                    let reason = format!(
+                        "Omnisend refused the item ({status}): {}",
+                        problem_summary(&problem)
+                    );
+                    self.reject(
+                        &items[0],
+                        problem.errors.first().and_then(|e| e.field.clone()),
+                        reason,
+                    )
+                    .await
                 } else {
                     let mid = items.len() / 2;
                     let (a, b) = items.split_at(mid);
@@ -169,7 +194,7 @@ impl<'a> BatchWriter<'a> {
                     Ok(())
                 }
             }
-            Err(e) => Err(SyncError::Omnisend { route: self.route.to_owned(), source: e }),
+            Err(e) => Err(SyncError::omnisend(self.route, e)),
         }
     }
 
@@ -197,7 +222,7 @@ impl<'a> BatchWriter<'a> {
             .sink
             .wait_batches(self.endpoint, &ids)
             .await
-            .map_err(|e| SyncError::Omnisend { route: self.route.to_owned(), source: e })?;
+            .map_err(|e| SyncError::omnisend(self.route, e))?;
         let now = OffsetDateTime::now_utc();
         for pb in pending {
             let batch = batches.iter().find(|b| b.batch_id == pb.id);
@@ -206,15 +231,30 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    async fn settle_batch(&mut self, pb: PendingBatch, batch: Option<&Batch>, now: OffsetDateTime) -> Result<(), SyncError> {
-        let failures: Vec<&BatchItem> = batch.map(|b| b.errors.iter().collect()).unwrap_or_default();
+    async fn settle_batch(
+        &mut self,
+        pb: PendingBatch,
+        batch: Option<&Batch>,
+        now: OffsetDateTime,
+    ) -> Result<(), SyncError> {
+        let failures: Vec<&BatchItem> =
+            batch.map(|b| b.errors.iter().collect()).unwrap_or_default();
         let stopped = batch.is_none_or(|b| b.status == "stopped");
         let mut done = Vec::new();
         for item in pb.items {
-            let failure = failures.iter().find(|f| self.item_id(f).as_deref() == Some(item.ct_id.as_str()));
+            let failure = failures
+                .iter()
+                .find(|f| self.item_id(f).as_deref() == Some(item.ct_id.as_str()));
             match failure {
                 None if !stopped || self.item_answered(batch, &item.ct_id) => done.push(item),
-                None => self.retry_later(item, pb.method, "batch stopped before the item was processed".into()).await?,
+                None => {
+                    self.retry_later(
+                        item,
+                        pb.method,
+                        "batch stopped before the item was processed".into(),
+                    )
+                    .await?
+                }
                 Some(f) => self.route_failure(item, pb.method, f).await?,
             }
         }
@@ -240,7 +280,9 @@ impl<'a> BatchWriter<'a> {
         if !self.sink.is_dry_run() {
             self.store.upsert_records(&records).await?;
             for p in &done {
-                self.store.resolve_rejected(self.route, self.entity, &p.ct_id, now).await?;
+                self.store
+                    .resolve_rejected(self.route, self.entity, &p.ct_id, now)
+                    .await?;
             }
         }
         match pb.method {
@@ -252,40 +294,81 @@ impl<'a> BatchWriter<'a> {
     }
 
     fn item_id(&self, item: &BatchItem) -> Option<String> {
-        item.request.as_ref()?.get(self.id_field)?.as_str().map(str::to_owned)
+        item.request
+            .as_ref()?
+            .get(self.id_field)?
+            .as_str()
+            .map(str::to_owned)
     }
 
     fn item_answered(&self, batch: Option<&Batch>, id: &str) -> bool {
-        batch.is_some_and(|b| b.responses.iter().any(|r| self.item_id(r).as_deref() == Some(id)))
+        batch.is_some_and(|b| {
+            b.responses
+                .iter()
+                .any(|r| self.item_id(r).as_deref() == Some(id))
+        })
     }
 
-    async fn route_failure(&mut self, mut item: Planned, method: BatchMethod, f: &BatchItem) -> Result<(), SyncError> {
+    async fn route_failure(
+        &mut self,
+        mut item: Planned,
+        method: BatchMethod,
+        f: &BatchItem,
+    ) -> Result<(), SyncError> {
         let code = f.response_code.unwrap_or(0);
-        let problem = f.response.as_ref().and_then(|r| serde_json::from_value::<omnisend::problem::Problem>(r.clone()).ok());
-        let summary = problem.as_ref().map(|p| problem_summary(p)).unwrap_or_else(|| format!("status {code}"));
+        let problem = f
+            .response
+            .as_ref()
+            .and_then(|r| serde_json::from_value::<omnisend::problem::Problem>(r.clone()).ok());
+        let summary = problem
+            .as_ref()
+            .map(problem_summary)
+            .unwrap_or_else(|| format!("status {code}"));
         match (code, method) {
             (404, BatchMethod::Put) => {
                 item.attempts += 1;
-                self.requeue(item, BatchMethod::Post, "not found on replace".into()).await
+                self.requeue(item, BatchMethod::Post, "not found on replace".into())
+                    .await
             }
             (409, BatchMethod::Post) => {
                 item.attempts += 1;
-                self.requeue(item, BatchMethod::Put, "already exists on create".into()).await
+                self.requeue(item, BatchMethod::Put, "already exists on create".into())
+                    .await
             }
-            (408 | 429, _) | (500..=599, _) | (0, _) => self.retry_later(item, method, summary).await,
+            (408 | 429, _) | (500..=599, _) | (0, _) => {
+                self.retry_later(item, method, summary).await
+            }
             _ => {
-                let field = problem.as_ref().and_then(|p| p.errors.first()).and_then(|e| e.field.clone());
-                self.reject(&item, field, format!("Omnisend refused the item ({code}): {summary}")).await
+                let field = problem
+                    .as_ref()
+                    .and_then(|p| p.errors.first())
+                    .and_then(|e| e.field.clone());
+                self.reject(
+                    &item,
+                    field,
+                    format!("Omnisend refused the item ({code}): {summary}"),
+                )
+                .await
             }
         }
     }
 
-    async fn retry_later(&mut self, mut item: Planned, method: BatchMethod, reason: String) -> Result<(), SyncError> {
+    async fn retry_later(
+        &mut self,
+        mut item: Planned,
+        method: BatchMethod,
+        reason: String,
+    ) -> Result<(), SyncError> {
         item.attempts += 1;
         self.requeue(item, method, reason).await
     }
 
-    async fn requeue(&mut self, item: Planned, method: BatchMethod, reason: String) -> Result<(), SyncError> {
+    async fn requeue(
+        &mut self,
+        item: Planned,
+        method: BatchMethod,
+        reason: String,
+    ) -> Result<(), SyncError> {
         if item.attempts >= MAX_ITEM_ATTEMPTS {
             tracing::warn!(route = self.route, entity = self.entity, id = %item.ct_id, %reason, "giving up on item for this run");
             self.stats.failed += 1;
@@ -315,7 +398,12 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    async fn reject(&mut self, item: &Planned, field: Option<String>, reason: String) -> Result<(), SyncError> {
+    async fn reject(
+        &mut self,
+        item: &Planned,
+        field: Option<String>,
+        reason: String,
+    ) -> Result<(), SyncError> {
         self.stats.rejected += 1;
         if self.sink.is_dry_run() {
             return Ok(());
@@ -363,8 +451,15 @@ pub fn problem_summary(p: &omnisend::problem::Problem) -> String {
         parts.push(format!(
             "{}: {}",
             e.field.as_deref().unwrap_or("?"),
-            e.message.as_deref().or(e.code.as_deref()).unwrap_or("invalid")
+            e.message
+                .as_deref()
+                .or(e.code.as_deref())
+                .unwrap_or("invalid")
         ));
     }
-    if parts.is_empty() { "no details".to_owned() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "no details".to_owned()
+    } else {
+        parts.join("; ")
+    }
 }

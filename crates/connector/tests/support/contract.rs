@@ -18,14 +18,21 @@ pub fn assert_bodies_match_official_schemas(requests: &[LoggedRequest]) -> Optio
         return None;
     };
     let category = validator_for(CATEGORIES, "CreateCategoryRequest").expect("categories spec");
-    let category_update = validator_for(CATEGORIES, "UpdateCategoryRequest").expect("categories spec");
+    let category_update =
+        validator_for(CATEGORIES, "UpdateCategoryRequest").expect("categories spec");
     let batch = validator_for(BATCHES, "CreateBatchRequest").expect("batches spec");
     let mut checked = 0;
     let check = |v: &jsonschema::Validator, body: &Value, what: &str| {
         let errs = errors(v, body);
-        assert!(errs.is_empty(), "{what} violates the official schema: {errs:?}\nbody: {body}");
+        assert!(
+            errs.is_empty(),
+            "{what} violates the official schema: {errs:?}\nbody: {body}"
+        );
     };
-    for r in requests.iter().filter(|r| r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
+    for r in requests
+        .iter()
+        .filter(|r| r.method == "POST" || r.method == "PUT" || r.method == "PATCH")
+    {
         let Some(body) = &r.body else { continue };
         let path = r.path.as_str();
         if path == "/batches" {

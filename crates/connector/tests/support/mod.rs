@@ -15,7 +15,7 @@ use connector::store::{Backend, StateStore};
 use connector::sync::RunSummary;
 use connector::sync::catalog::{CatalogOptions, CatalogSync};
 use connector::sync::sink::Sink;
-use emulators::seed::{CatalogGenerator, CatalogSpec, generate_catalog, CatalogData};
+use emulators::seed::{CatalogData, CatalogGenerator, CatalogSpec, generate_catalog};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
 
 pub const PROJECT: &str = "test-shop";
@@ -43,7 +43,13 @@ pub fn env(name: &str) -> Option<String> {
     }
 }
 
-pub fn config_toml(ct_api: &str, ct_auth: &str, omnisend: &str, extra_catalog: &str, rpm: u32) -> String {
+pub fn config_toml(
+    ct_api: &str,
+    ct_auth: &str,
+    omnisend: &str,
+    extra_catalog: &str,
+    rpm: u32,
+) -> String {
     format!(
         r#"
 [commercetools]
@@ -95,12 +101,16 @@ pub fn load_settings(dir: &Path, toml: &str, state_url: &str) -> Settings {
 impl Harness {
     /// A shop of `products` products on SQLite.
     pub async fn start(products: usize) -> Harness {
-        Self::start_on(Backend::Sqlite, products).await.expect("sqlite is always available")
+        Self::start_on(Backend::Sqlite, products)
+            .await
+            .expect("sqlite is always available")
     }
 
     /// `None` when the backend is PostgreSQL and `CT_OMNISEND_TEST_POSTGRES` is not set.
     pub async fn start_on(backend: Backend, products: usize) -> Option<Harness> {
-        let store = TestStore::new(backend).await.expect("state store for tests")?;
+        let store = TestStore::new(backend)
+            .await
+            .expect("state store for tests")?;
         let ct = CtEmulator::start(CtEmulatorConfig {
             project_key: PROJECT.into(),
             client_id: CLIENT_ID.into(),
@@ -109,8 +119,14 @@ impl Harness {
         })
         .await
         .unwrap();
-        let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default()).await.unwrap();
-        let spec = CatalogSpec { products, categories: 30, seed: 7 };
+        let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default())
+            .await
+            .unwrap();
+        let spec = CatalogSpec {
+            products,
+            categories: 30,
+            seed: 7,
+        };
         let data = generate_catalog(&spec);
         ct.seed(&data);
         let dir = tempfile::tempdir().unwrap();
@@ -119,7 +135,15 @@ impl Harness {
             &config_toml(&ct.api_url(), &ct.auth_url(), &omnisend.base_url(), "", 360),
             store.url(),
         );
-        Some(Harness { ct, omnisend, data, generator: CatalogGenerator::new(&spec), store, settings, _dir: dir })
+        Some(Harness {
+            ct,
+            omnisend,
+            data,
+            generator: CatalogGenerator::new(&spec),
+            store,
+            settings,
+            _dir: dir,
+        })
     }
 
     pub fn state(&self) -> &StateStore {
@@ -137,7 +161,10 @@ impl Harness {
     }
 
     pub async fn sync(&self, full: bool) -> Vec<RunSummary> {
-        self.engine().run(&CatalogOptions { full, store: None }, &|_| {}).await.expect("sync succeeds")
+        self.engine()
+            .run(&CatalogOptions { full, store: None }, &|_| {})
+            .await
+            .expect("sync succeeds")
     }
 
     /// Replaces the settings' catalog section.
@@ -145,7 +172,13 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         load_settings(
             dir.path(),
-            &config_toml(&self.ct.api_url(), &self.ct.auth_url(), &self.omnisend.base_url(), catalog_toml, 360),
+            &config_toml(
+                &self.ct.api_url(),
+                &self.ct.auth_url(),
+                &self.omnisend.base_url(),
+                catalog_toml,
+                360,
+            ),
             self.store.url(),
         )
     }
@@ -158,7 +191,8 @@ impl Harness {
             .filter(|r| r.method != "GET")
             .filter(|r| {
                 r.path.starts_with("/products")
-                    || (r.path == "/batches" && r.body.as_ref().is_some_and(|b| b["endpoint"] == "products"))
+                    || (r.path == "/batches"
+                        && r.body.as_ref().is_some_and(|b| b["endpoint"] == "products"))
             })
             .collect()
     }
@@ -166,5 +200,7 @@ impl Harness {
 
 /// The run summary for `store`/`entity`.
 pub fn run<'a>(runs: &'a [RunSummary], store: &str, entity: &str) -> &'a RunSummary {
-    runs.iter().find(|r| r.store == store && r.entity == entity).unwrap_or_else(|| panic!("no run for {store}/{entity}"))
+    runs.iter()
+        .find(|r| r.store == store && r.entity == entity)
+        .unwrap_or_else(|| panic!("no run for {store}/{entity}"))
 }

@@ -37,11 +37,20 @@ pub struct ExpectedProduct {
 }
 
 fn first_in_chain(ls: &Value, locales: &[&str]) -> Option<String> {
-    locales.iter().find_map(|l| ls.get(*l).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()))
+    locales.iter().find_map(|l| {
+        ls.get(*l)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_owned())
+    })
 }
 
 fn money(m: &Value) -> Decimal {
-    Decimal::new(m["centAmount"].as_i64().unwrap(), m["fractionDigits"].as_u64().unwrap_or(2) as u32).normalize()
+    Decimal::new(
+        m["centAmount"].as_i64().unwrap(),
+        m["fractionDigits"].as_u64().unwrap_or(2) as u32,
+    )
+    .normalize()
 }
 
 /// The price the store should show, by the documented precedence (channel, then country, then
@@ -57,13 +66,20 @@ fn price_for(prices: &[Value], v: &StoreView<'_>) -> Option<(Decimal, Option<Dec
         .filter(|p| p["value"]["currencyCode"] == v.currency)
         .filter(valid)
         .filter(|p| p["country"].is_null() || p["country"] == v.country)
-        .filter(|p| p["channel"].is_null() || Some(p["channel"]["id"].as_str().unwrap()) == v.price_channel_id)
+        .filter(|p| {
+            p["channel"].is_null()
+                || Some(p["channel"]["id"].as_str().unwrap()) == v.price_channel_id
+        })
         .collect();
     let pick = candidates
         .iter()
         .find(|p| !p["channel"].is_null())
         .or_else(|| candidates.iter().find(|p| !p["country"].is_null()))
-        .or_else(|| candidates.iter().find(|p| p["country"].is_null() && p["channel"].is_null()))?;
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|p| p["country"].is_null() && p["channel"].is_null())
+        })?;
     let value = money(&pick["value"]);
     Some(match pick.get("discounted").filter(|d| !d.is_null()) {
         Some(d) => (money(&d["value"]), Some(value)),
@@ -78,22 +94,41 @@ pub fn expected_product(product: &Value, v: &StoreView<'_>) -> Option<ExpectedPr
     let title = first_in_chain(&data["name"], v.locales)?;
     let slug = first_in_chain(&data["slug"], v.locales)?;
     let mut variants = Vec::new();
-    let all = std::iter::once(&data["masterVariant"]).chain(data["variants"].as_array().unwrap().iter());
+    let all =
+        std::iter::once(&data["masterVariant"]).chain(data["variants"].as_array().unwrap().iter());
     for variant in all {
-        let Some((price, strike)) = price_for(variant["prices"].as_array().unwrap(), v) else { continue };
-        let in_stock = variant["availability"]["channels"][v.supply_channel_id]["isOnStock"].as_bool().unwrap_or(false);
-        variants.push(ExpectedVariant { id: format!("{id}-{}", variant["id"]), price, strike, in_stock });
+        let Some((price, strike)) = price_for(variant["prices"].as_array().unwrap(), v) else {
+            continue;
+        };
+        let in_stock = variant["availability"]["channels"][v.supply_channel_id]["isOnStock"]
+            .as_bool()
+            .unwrap_or(false);
+        variants.push(ExpectedVariant {
+            id: format!("{id}-{}", variant["id"]),
+            price,
+            strike,
+            in_stock,
+        });
     }
     if variants.is_empty() {
         return None;
     }
-    let status = if variants.iter().any(|v| v.in_stock) { "inStock" } else { "outOfStock" };
+    let status = if variants.iter().any(|v| v.in_stock) {
+        "inStock"
+    } else {
+        "outOfStock"
+    };
     Some(ExpectedProduct {
         url: format!("{}{}{}{}", v.url_prefix, v.locales[0], v.url_path, slug),
         title,
         status,
         currency: v.currency.to_owned(),
-        category_ids: data["categories"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect(),
+        category_ids: data["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect(),
         variants,
         id,
     })
@@ -112,7 +147,10 @@ pub fn actual_product(p: &Value) -> ExpectedProduct {
             _ => "notAvailable",
         },
         currency: p["currency"].as_str().unwrap().to_owned(),
-        category_ids: p["categoryIDs"].as_array().map(|a| a.iter().map(|c| c.as_str().unwrap().to_owned()).collect()).unwrap_or_default(),
+        category_ids: p["categoryIDs"]
+            .as_array()
+            .map(|a| a.iter().map(|c| c.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default(),
         variants: p["variants"]
             .as_array()
             .unwrap()
@@ -120,7 +158,10 @@ pub fn actual_product(p: &Value) -> ExpectedProduct {
             .map(|v| ExpectedVariant {
                 id: v["id"].as_str().unwrap().to_owned(),
                 price: dec(&v["price"]),
-                strike: v.get("strikeThroughPrice").filter(|s| !s.is_null()).map(dec),
+                strike: v
+                    .get("strikeThroughPrice")
+                    .filter(|s| !s.is_null())
+                    .map(dec),
                 in_stock: v["status"] == "inStock",
             })
             .collect(),
