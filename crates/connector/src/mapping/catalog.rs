@@ -363,3 +363,303 @@ pub fn attribute_texts(value: &serde_json::Value, locales: &[String]) -> Vec<Str
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{URL_PLACEHOLDERS, UnpublishedPolicy};
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+    use time::macros::datetime;
+
+    fn settings() -> CatalogSettings {
+        CatalogSettings {
+            vendor_attribute: Some("brand".into()),
+            tag_attributes: vec!["tags".into()],
+            variant_title_attributes: vec!["color".into()],
+            unpublished: UnpublishedPolicy::Delete,
+            delta_overlap: Duration::from_secs(60),
+        }
+    }
+
+    struct Fixture {
+        locales: Vec<String>,
+        url: UrlTemplate,
+        catalog: CatalogSettings,
+        types: HashMap<String, String>,
+        known: HashSet<String>,
+    }
+
+    impl Fixture {
+        fn new(locales: &[&str]) -> Self {
+            Self {
+                locales: locales.iter().map(|s| s.to_string()).collect(),
+                url: UrlTemplate::parse(
+                    "https://shop.example.com/{locale}/p/{slug}",
+                    URL_PLACEHOLDERS,
+                )
+                .unwrap(),
+                catalog: settings(),
+                types: HashMap::from([("pt-1".to_string(), "Apparel".to_string())]),
+                known: HashSet::from(["cat-1".to_string()]),
+            }
+        }
+        fn ctx(&self) -> CatalogContext<'_> {
+            CatalogContext {
+                store_key: "us",
+                locales: &self.locales,
+                currency: "USD",
+                country: Some("US"),
+                price_channel_id: Some("web"),
+                supply_channel_id: Some("wh-us"),
+                product_url: &self.url,
+                catalog: &self.catalog,
+                product_types: &self.types,
+                known_categories: &self.known,
+                now: datetime!(2026-06-01 0:00 UTC),
+            }
+        }
+    }
+
+    fn money(currency: &str, cents: i64) -> Value {
+        json!({"type": "centPrecision", "currencyCode": currency, "centAmount": cents, "fractionDigits": 2})
+    }
+
+    fn product(f: impl FnOnce(&mut Value)) -> ProductProjection {
+        let mut p = json!({
+            "id": "p-1", "version": 3, "key": "shirt",
+            "productType": {"typeId": "product-type", "id": "pt-1"},
+            "name": {"en": "Shirt", "de": "Hemd"},
+            "description": {"en": "<p>Soft <b>cotton</b> &amp; linen</p>"},
+            "slug": {"en": "shirt", "de": "hemd"},
+            "categories": [{"typeId": "category", "id": "cat-1"}, {"typeId": "category", "id": "cat-unknown"}],
+            "masterVariant": {
+                "id": 1, "sku": "SKU-1",
+                "prices": [
+                    {"id": "a", "value": money("USD", 2000)},
+                    {"id": "b", "value": money("USD", 1800), "country": "US"},
+                    {"id": "c", "value": money("EUR", 1700)}
+                ],
+                "images": [{"url": "https://img.example/1.jpg"}],
+                "attributes": [
+                    {"name": "brand", "value": "Acme"},
+                    {"name": "color", "value": {"key": "red", "label": {"en": "Red", "de": "Rot"}}},
+                    {"name": "tags", "value": ["summer", "cotton"]}
+                ],
+                "availability": {"isOnStock": true, "channels": {"wh-us": {"isOnStock": true}, "wh-eu": {"isOnStock": false}}}
+            },
+            "variants": [],
+            "published": true,
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "lastModifiedAt": "2026-01-02T00:00:00.000Z"
+        });
+        f(&mut p);
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn maps_title_url_price_status_and_attributes_for_the_store() {
+        let fx = Fixture::new(&["en-US", "en"]);
+        let out = map_product(&product(|_| {}), &fx.ctx()).unwrap();
+        assert_eq!(out.id, "p-1");
+        assert_eq!(out.title, "Shirt");
+        assert_eq!(out.url, "https://shop.example.com/en-US/p/shirt");
+        assert_eq!(out.currency, "USD");
+        assert_eq!(out.status, ProductStatus::InStock);
+        assert_eq!(out.description.as_deref(), Some("Soft cotton & linen"));
+        assert_eq!(out.vendor.as_deref(), Some("Acme"));
+        assert_eq!(out.product_type.as_deref(), Some("Apparel"));
+        assert_eq!(out.tags, vec!["summer", "cotton"]);
+        assert_eq!(
+            out.category_ids,
+            vec!["cat-1"],
+            "categories unknown to Omnisend are left out"
+        );
+        assert_eq!(
+            out.default_image_url.as_deref(),
+            Some("https://img.example/1.jpg")
+        );
+        let v = &out.variants[0];
+        assert_eq!(v.id, "p-1-1");
+        assert_eq!(v.title, "Shirt / Red");
+        assert_eq!(
+            v.price,
+            Decimal::new(1800, 2),
+            "the country price beats the base price"
+        );
+        assert_eq!(v.strike_through_price, None);
+        assert_eq!(v.sku.as_deref(), Some("SKU-1"));
+    }
+
+    #[test]
+    fn localized_values_fall_back_along_the_chain() {
+        let fx = Fixture::new(&["de-DE", "de", "en"]);
+        let out = map_product(
+            &product(|p| p["description"] = json!({"en": "Only English"})),
+            &fx.ctx(),
+        )
+        .unwrap();
+        assert_eq!(out.title, "Hemd");
+        assert_eq!(out.url, "https://shop.example.com/de-DE/p/hemd");
+        assert_eq!(out.description.as_deref(), Some("Only English"));
+        assert_eq!(out.variants[0].title, "Hemd / Rot");
+    }
+
+    #[test]
+    fn missing_name_in_every_locale_of_the_chain_is_rejected_naming_the_field() {
+        let fx = Fixture::new(&["en-US", "en"]);
+        let r = map_product(
+            &product(|p| p["name"] = json!({"fr": "Chemise", "en": "  "})),
+            &fx.ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (r.entity, r.id.as_str(), r.field.as_str()),
+            ("product", "p-1", "name")
+        );
+    }
+
+    #[test]
+    fn missing_slug_is_rejected_when_the_url_needs_it() {
+        let fx = Fixture::new(&["en-US", "en"]);
+        let r = map_product(
+            &product(|p| p["slug"] = json!({"fr": "chemise"})),
+            &fx.ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(r.field, "slug");
+    }
+
+    #[test]
+    fn no_price_in_the_store_currency_is_rejected_with_the_scope() {
+        let fx = Fixture::new(&["en"]);
+        let r = map_product(
+            &product(|p| {
+                p["masterVariant"]["prices"] = json!([{"id": "c", "value": money("EUR", 1700)}])
+            }),
+            &fx.ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(r.field, "masterVariant.prices");
+        assert!(
+            r.reason.contains("USD") && r.reason.contains("country US"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn a_discount_gives_the_discounted_price_and_the_original_as_strike_through() {
+        let fx = Fixture::new(&["en"]);
+        let out = map_product(
+            &product(|p| {
+                p["masterVariant"]["prices"] = json!([{"id": "a", "value": money("USD", 2000),
+                    "discounted": {"value": money("USD", 1500), "discount": {"typeId": "product-discount", "id": "d"}}}])
+            }),
+            &fx.ctx(),
+        )
+        .unwrap();
+        assert_eq!(out.variants[0].price, Decimal::new(15, 0));
+        assert_eq!(
+            out.variants[0].strike_through_price,
+            Some(Decimal::new(20, 0))
+        );
+        let body = serde_json::to_value(&out).unwrap();
+        assert_eq!(body["variants"][0]["price"], json!(15.0));
+        assert_eq!(body["variants"][0]["strikeThroughPrice"], json!(20.0));
+    }
+
+    #[test]
+    fn stock_is_read_from_the_store_supply_channel_only() {
+        let fx = Fixture::new(&["en"]);
+        let out = map_product(
+            &product(|p| {
+                p["masterVariant"]["availability"] =
+                    json!({"isOnStock": true, "channels": {"wh-us": {"isOnStock": false}, "wh-eu": {"isOnStock": true}}})
+            }),
+            &fx.ctx(),
+        )
+        .unwrap();
+        assert_eq!(out.status, ProductStatus::OutOfStock);
+        assert_eq!(out.variants[0].status, Some(ProductStatus::OutOfStock));
+    }
+
+    #[test]
+    fn variants_without_a_store_price_are_left_out_but_the_product_is_sent() {
+        let fx = Fixture::new(&["en"]);
+        let out = map_product(
+            &product(|p| {
+                p["variants"] = json!([
+                    {"id": 2, "sku": "SKU-2", "prices": [{"id": "x", "value": money("EUR", 100)}]},
+                    {"id": 3, "sku": "SKU-3", "prices": [{"id": "y", "value": money("USD", 990)}]}
+                ])
+            }),
+            &fx.ctx(),
+        )
+        .unwrap();
+        let ids: Vec<&str> = out.variants.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["p-1-1", "p-1-3"]);
+    }
+
+    #[test]
+    fn unpublished_product_kept_as_not_available_when_configured() {
+        let mut fx = Fixture::new(&["en"]);
+        fx.catalog.unpublished = UnpublishedPolicy::NotAvailable;
+        let out = map_product(&product(|p| p["published"] = json!(false)), &fx.ctx()).unwrap();
+        assert_eq!(out.status, ProductStatus::NotAvailable);
+        assert!(
+            out.variants
+                .iter()
+                .all(|v| v.status == Some(ProductStatus::NotAvailable))
+        );
+    }
+
+    #[test]
+    fn category_title_comes_from_the_locale_chain() {
+        let fx = Fixture::new(&["de-DE", "de", "en"]);
+        let c: Category = serde_json::from_value(json!({
+            "id": "cat-1", "version": 1, "name": {"en": "Shirts", "de": "Hemden"}, "slug": {"en": "shirts"},
+            "createdAt": "2026-01-01T00:00:00.000Z", "lastModifiedAt": "2026-01-01T00:00:00.000Z"
+        }))
+        .unwrap();
+        assert_eq!(
+            map_category(&c, &fx.ctx()).unwrap(),
+            os::Category {
+                category_id: "cat-1".into(),
+                title: "Hemden".into()
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_respects_omnisend_limits_and_hashes_stably(
+            name in "\\PC{1,400}",
+            description in "\\PC{0,1500}",
+            tags in proptest::collection::vec("[a-z]{1,8}", 0..150),
+        ) {
+            let fx = Fixture::new(&["en"]);
+            let p = product(|p| {
+                p["name"] = json!({"en": name.clone()});
+                p["description"] = json!({"en": description.clone()});
+                p["masterVariant"]["attributes"] = json!([{"name": "tags", "value": tags.clone()}]);
+            });
+            match map_product(&p, &fx.ctx()) {
+                Ok(out) => {
+                    prop_assert!(!out.title.is_empty() && out.title.chars().count() <= limits::TITLE);
+                    prop_assert!(out.description.as_ref().is_none_or(|d| d.chars().count() <= limits::DESCRIPTION));
+                    prop_assert!(out.tags.len() <= limits::TAGS);
+                    prop_assert!(out.variants.iter().all(|v| v.title.chars().count() <= limits::TITLE));
+                    prop_assert_eq!(payload_hash_of(&out), payload_hash_of(&map_product(&p, &fx.ctx()).unwrap()));
+                }
+                Err(r) => prop_assert_eq!(r.field, "name", "only a blank name may be rejected"),
+            }
+        }
+    }
+
+    fn payload_hash_of(p: &os::Product) -> String {
+        crate::mapping::payload_hash(p)
+    }
+}

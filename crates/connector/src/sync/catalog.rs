@@ -289,7 +289,8 @@ impl CatalogSync {
                 &self.store,
                 self.settings.omnisend.batch_size,
                 run_id,
-            );
+            )
+            .track_confirmed();
             let mut known = HashSet::new();
             let mut seen = 0u64;
             let mut unchanged = 0u64;
@@ -348,7 +349,7 @@ impl CatalogSync {
                 });
             }
             writer.finish().await?;
-            known.extend(writer.confirmed.iter().cloned());
+            known.extend(writer.confirmed().iter().cloned());
             let mut stats = writer.stats.clone();
             stats.seen = seen;
             stats.unchanged = unchanged;

@@ -82,8 +82,9 @@ pub struct BatchWriter<'a> {
     pending: Vec<PendingBatch>,
     /// Full-run id stamped on every record written (see `StateStore::unseen_records`).
     seen_run: Option<i64>,
-    /// Ids confirmed written in this run.
-    pub confirmed: Vec<String>,
+    /// Ids confirmed written in this run, when tracked (see [`BatchWriter::track_confirmed`]);
+    /// not tracked by default so memory does not grow with the catalog.
+    confirmed: Option<Vec<String>>,
     /// Counters.
     pub stats: RunStats,
 }
@@ -109,9 +110,20 @@ impl<'a> BatchWriter<'a> {
             replaces: Vec::new(),
             pending: Vec::new(),
             seen_run,
-            confirmed: Vec::new(),
+            confirmed: None,
             stats: RunStats::default(),
         }
+    }
+
+    /// Keeps the ids of confirmed writes (for small entities whose ids later writes reference).
+    pub fn track_confirmed(mut self) -> Self {
+        self.confirmed = Some(Vec::new());
+        self
+    }
+
+    /// Ids confirmed written so far (empty unless tracked).
+    pub fn confirmed(&self) -> &[String] {
+        self.confirmed.as_deref().unwrap_or_default()
     }
 
     /// Queues a create (record unknown to Omnisend).
@@ -289,7 +301,9 @@ impl<'a> BatchWriter<'a> {
             BatchMethod::Post => self.stats.created += done.len() as u64,
             BatchMethod::Put => self.stats.updated += done.len() as u64,
         }
-        self.confirmed.extend(done.into_iter().map(|p| p.ct_id));
+        if let Some(confirmed) = &mut self.confirmed {
+            confirmed.extend(done.into_iter().map(|p| p.ct_id));
+        }
         Ok(())
     }
 
