@@ -193,6 +193,11 @@ pub async fn sync(
         }
         Entity::Orders => bail!("sync orders is not available in this version yet (events issue)"),
     }
+    if args.json && args.dry_run.as_deref() == Some("-") {
+        bail!(
+            "--json and --dry-run without FILE would both write to stdout: use --dry-run FILE with --json"
+        );
+    }
     let store = StateStore::connect(&settings.state_url)
         .await
         .with_context(|| {
