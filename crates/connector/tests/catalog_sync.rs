@@ -512,3 +512,63 @@ async fn unreachable_commercetools_fails_clearly_and_leaves_the_cursor_untouched
     assert!(err.contains(&closed.to_string()), "names the host: {err}");
     assert_eq!(h.state().cursors().await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn project_check_names_store_and_channel_keys_missing_in_commercetools() {
+    let h = Harness::start(1).await;
+    let ct = connector::app::commercetools_client(&h.settings).unwrap();
+    assert!(
+        connector::sync::catalog::check_project(&ct, &h.settings)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut settings = h.settings.clone();
+    settings.stores[1].key = "mars".into();
+    settings.stores[0].supply_channel = Some("moon-warehouse".into());
+    let problems = connector::sync::catalog::check_project(&ct, &settings)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("stores[1].key") && p.contains("mars"))
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("stores[0].supply_channel") && p.contains("moon-warehouse"))
+    );
+}
+
+#[tokio::test]
+async fn store_option_syncs_only_that_store() {
+    let h = Harness::start(60).await;
+    let runs = h
+        .engine()
+        .run(
+            &CatalogOptions {
+                full: false,
+                store: Some("eu".into()),
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert!(runs.iter().all(|r| r.store == "eu"));
+    assert!(h.omnisend.products(US_KEY).is_empty());
+    assert!(!h.omnisend.products(EU_KEY).is_empty());
+    let err = h
+        .engine()
+        .run(
+            &CatalogOptions {
+                full: false,
+                store: Some("nope".into()),
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

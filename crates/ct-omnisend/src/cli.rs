@@ -275,10 +275,27 @@ async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Resul
     match app::commercetools_client(&settings) {
         Err(e) => println!("commercetools: not checked ({e})"),
         Ok(ct) => match ct.check_connectivity().await {
-            Ok(()) => println!(
-                "commercetools: ok (project {} at {})",
-                settings.commercetools.project_key, settings.commercetools.api_url
-            ),
+            Ok(()) => {
+                println!(
+                    "commercetools: ok (project {} at {})",
+                    settings.commercetools.project_key, settings.commercetools.api_url
+                );
+                match connector::sync::catalog::check_project(&ct, &settings).await {
+                    Ok(problems) if problems.is_empty() => {
+                        println!("stores and channels: ok (all configured keys exist)")
+                    }
+                    Ok(problems) => {
+                        ok = false;
+                        for p in problems {
+                            println!("stores and channels: FAILED: {p}");
+                        }
+                    }
+                    Err(e) => {
+                        ok = false;
+                        println!("stores and channels: FAILED: {e}");
+                    }
+                }
+            }
             Err(e) => {
                 ok = false;
                 println!("commercetools: FAILED: {e}");

@@ -845,6 +845,35 @@ impl CatalogSync {
     }
 }
 
+/// Checks the configured stores against the live project: every store key (other than the
+/// project-wide `default`) and every channel key must exist. Returns one line per problem.
+pub async fn check_project(ct: &CtClient, settings: &Settings) -> Result<Vec<String>, SyncError> {
+    let stores: Vec<commercetools::models::Store> = ct.all("stores").await?;
+    let channels: Vec<Channel> = ct.all("channels").await?;
+    let store_keys: HashSet<&str> = stores.iter().map(|s| s.key.as_str()).collect();
+    let channel_keys: HashSet<&str> = channels.iter().map(|c| c.key.as_str()).collect();
+    let mut problems = Vec::new();
+    for (i, s) in settings.stores.iter().enumerate() {
+        if s.key != "default" && !store_keys.contains(s.key.as_str()) {
+            problems.push(format!(
+                "stores[{i}].key: store {:?} does not exist in commercetools",
+                s.key
+            ));
+        }
+        for (what, key) in [
+            ("price_channel", &s.price_channel),
+            ("supply_channel", &s.supply_channel),
+        ] {
+            if let Some(k) = key.as_deref().filter(|k| !channel_keys.contains(k)) {
+                problems.push(format!(
+                    "stores[{i}].{what}: channel {k:?} does not exist in commercetools"
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// What `rejected replay` did with one record.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplayOutcome {
