@@ -104,7 +104,9 @@ impl RateController {
                 state: Mutex::new(State {
                     rate: f64::from(max),
                     tat: now,
-                    recent: VecDeque::with_capacity(max as usize + 1),
+                    // Grows with actual traffic, not the ceiling (a lifted limit of 10^6/min must
+                    // not preallocate megabytes).
+                    recent: VecDeque::new(),
                     paused_until: None,
                     last_decrease: None,
                     interval_start: now,
@@ -233,7 +235,10 @@ impl RateController {
         }
         s.tat = s.tat.max(at) + interval;
         s.recent.push_back(at);
-        while s.recent.len() > max {
+        // Keep only what can still matter: the last `max` permits, and none that has already
+        // left the window (so memory follows the traffic of one minute, not the ceiling).
+        let horizon = at.checked_sub(WINDOW + WINDOW_MARGIN);
+        while s.recent.len() > max || s.recent.front().zip(horizon).is_some_and(|(f, h)| *f < h) {
             s.recent.pop_front();
         }
         at
