@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use commercetools::{CtClient, CtConfig};
 use omnisend::{OmnisendClient, OmnisendConfig, RateController};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::sync::sink::{DryRun, Sink};
@@ -76,21 +76,8 @@ pub fn sinks(
                 let client = match by_key.get(&key) {
                     Some(c) => c.clone(),
                     None => {
-                        let o = &settings.omnisend;
-                        let rate = RateController::new(o.requests_per_minute, o.burst);
-                        let client = OmnisendClient::new(
-                            OmnisendConfig {
-                                api_url: o.api_url.clone(),
-                                api_key: SecretString::from(key.clone()),
-                                timeout: o.timeout,
-                                max_attempts: o.max_attempts,
-                                batch_poll_interval: o.batch_poll_interval,
-                                origin: "ct-omnisend".into(),
-                            },
-                            rate,
-                        )
-                        .map_err(|e| AppError::Client(e.to_string()))?;
-                        by_key.insert(key.clone(), client.clone());
+                        let client = omnisend_client(settings, key.clone())?;
+                        by_key.insert(key, client.clone());
                         client
                     }
                 };
@@ -102,13 +89,19 @@ pub fn sinks(
     Ok(out)
 }
 
-/// Masks a secret for display: never more than its last 4 characters.
-pub fn mask(secret: &SecretString) -> String {
-    let s = secret.expose_secret();
-    let n = s.chars().count();
-    if n <= 8 {
-        "****".into()
-    } else {
-        format!("****{}", s.chars().skip(n - 4).collect::<String>())
-    }
+/// An Omnisend client for one brand's API key, with its own rate controller.
+pub fn omnisend_client(settings: &Settings, api_key: String) -> Result<OmnisendClient, AppError> {
+    let o = &settings.omnisend;
+    OmnisendClient::new(
+        OmnisendConfig {
+            api_url: o.api_url.clone(),
+            api_key: SecretString::from(api_key),
+            timeout: o.timeout,
+            max_attempts: o.max_attempts,
+            batch_poll_interval: o.batch_poll_interval,
+            origin: "ct-omnisend".into(),
+        },
+        RateController::new(o.requests_per_minute, o.burst),
+    )
+    .map_err(|e| AppError::Client(e.to_string()))
 }

@@ -541,7 +541,10 @@ impl Settings {
         {
             return Err(invalid(
                 "state.url",
-                format!("{state_url:?}: use sqlite://PATH or postgres://…"),
+                format!(
+                    "{:?}: use sqlite://PATH or postgres://…",
+                    redact_password(&state_url)
+                ),
             ));
         }
 
@@ -637,6 +640,22 @@ impl Settings {
                 .map(|s| vec![s])
                 .ok_or_else(|| invalid("--store", format!("no [[stores]] entry with key {k:?}"))),
         }
+    }
+}
+
+/// The URL with any password replaced by `****` (for messages and logs).
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: hide whatever sits between `//` and `@`.
+        Err(_) => match (url.find("//"), url.rfind('@')) {
+            (Some(a), Some(b)) if a + 2 < b => format!("{}****{}", &url[..a + 2], &url[b..]),
+            _ => url.to_owned(),
+        },
     }
 }
 
@@ -825,6 +844,19 @@ product_url = "https://shop.example.com/{locale}/p/{slug}"
             .to_string();
         assert!(
             err.contains("stores[0].locales[1]") && err.contains("en_GB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_state_url_is_named_without_its_password() {
+        let err = load(&format!(
+            "{GOOD}\n[state]\nurl = \"postgress://app:hunter2@db/x\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("state.url") && !err.contains("hunter2"),
             "{err}"
         );
     }

@@ -408,9 +408,11 @@ async fn unmappable_products_are_rejected_with_context_and_replay_sends_them_onc
     );
 }
 
-#[tokio::test]
-async fn dry_run_writes_the_exact_bodies_and_sends_nothing() {
-    let h = Harness::start(120).await;
+/// Runs a dry sync and returns its summaries and NDJSON lines.
+async fn dry_run(
+    h: &Harness,
+    full: bool,
+) -> (Vec<connector::sync::RunSummary>, Vec<serde_json::Value>) {
     let buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
     struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Shared {
@@ -433,20 +435,26 @@ async fn dry_run_writes_the_exact_bodies_and_sends_nothing() {
         sinks,
     );
     let runs = engine
-        .run(&CatalogOptions::default(), &|_| {})
+        .run(&CatalogOptions { full, store: None }, &|_| {})
         .await
         .unwrap();
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect();
+    (runs, lines)
+}
 
+#[tokio::test]
+async fn dry_run_writes_the_exact_bodies_and_sends_nothing() {
+    let h = Harness::start(120).await;
+    let (runs, lines) = dry_run(&h, false).await;
     assert!(h.omnisend.requests().is_empty(), "nothing reached Omnisend");
     assert!(
         h.state().cursors().await.unwrap().is_empty(),
         "no cursor moved"
     );
-    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("NDJSON"))
-        .collect();
     let product_items: usize = lines
         .iter()
         .filter(|l| l["brand"] == "us" && l["body"]["endpoint"] == "products")
@@ -571,4 +579,61 @@ async fn store_option_syncs_only_that_store() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[tokio::test]
+async fn dry_run_of_a_full_run_shows_the_deletes_it_would_make() {
+    let h = Harness::start(80).await;
+    h.sync(false).await;
+    let id = h.omnisend.products(US_KEY)[5]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.ct.delete_product(&id);
+    h.omnisend.clear_requests();
+    let (runs, lines) = dry_run(&h, true).await;
+    assert!(h.omnisend.requests().is_empty());
+    assert!(
+        h.omnisend.product(US_KEY, &id).is_some(),
+        "nothing was deleted for real"
+    );
+    let path = format!("/products/{id}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["brand"] == "us" && l["method"] == "DELETE" && l["path"] == path.as_str()),
+        "{lines:?}"
+    );
+    assert_eq!(run(&runs, "us", "products").stats.deleted, 1);
+    // The state store still knows the product: a real full run deletes it.
+    let runs = h.sync(true).await;
+    assert_eq!(run(&runs, "us", "products").stats.deleted, 1);
+    assert!(h.omnisend.product(US_KEY, &id).is_none());
+}
+
+#[tokio::test]
+async fn explicit_full_run_resends_everything_and_repairs_manual_deletes_in_omnisend() {
+    let h = Harness::start(80).await;
+    let first = h.sync(false).await;
+    let id = h.omnisend.products(US_KEY)[2]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sinks = connector::app::sinks(&h.settings, &support::env, None).unwrap();
+    sinks["us"].delete_product(&id).await.unwrap();
+    assert!(h.omnisend.product(US_KEY, &id).is_none());
+
+    let runs = h.sync(true).await;
+    let r = run(&runs, "us", "products");
+    assert_eq!(r.stats.unchanged, 0);
+    assert_eq!(
+        (r.stats.updated + r.stats.created, r.stats.created),
+        (run(&first, "us", "products").stats.created, 1),
+        "every product is sent again; the deleted one is created anew"
+    );
+    assert!(
+        h.omnisend.product(US_KEY, &id).is_some(),
+        "the manually deleted product is back"
+    );
+    assert_catalog_is_exact(&h);
 }

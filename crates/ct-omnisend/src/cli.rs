@@ -203,7 +203,7 @@ pub async fn sync(
         .with_context(|| {
             format!(
                 "opening the state store {}",
-                output::redact_url(&settings.state_url)
+                connector::config::redact_password(&settings.state_url)
             )
         })?;
     let dry_output: Option<app::DryRunOutput> = match args.dry_run.as_deref() {
@@ -265,7 +265,7 @@ async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Resul
     match StateStore::connect(&settings.state_url).await {
         Ok(_) => println!(
             "state store: ok ({})",
-            output::redact_url(&settings.state_url)
+            connector::config::redact_password(&settings.state_url)
         ),
         Err(e) => {
             ok = false;
@@ -303,15 +303,29 @@ async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Resul
         },
     }
     for s in &settings.stores {
-        match std::env::var(&s.omnisend_api_key_env) {
-            Ok(v) if !v.is_empty() => println!(
-                "omnisend brand for store {}: key set in {}",
+        let Some(key) = std::env::var(&s.omnisend_api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+        else {
+            println!(
+                "omnisend brand for store {}: not checked ({} is not set)",
                 s.key, s.omnisend_api_key_env
+            );
+            continue;
+        };
+        let checked = match app::omnisend_client(&settings, key) {
+            Ok(client) => client.check_connectivity().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match checked {
+            Ok(()) => println!(
+                "omnisend brand for store {}: ok (key from {} accepted by {})",
+                s.key, s.omnisend_api_key_env, settings.omnisend.api_url
             ),
-            _ => println!(
-                "omnisend brand for store {}: {} is not set",
-                s.key, s.omnisend_api_key_env
-            ),
+            Err(e) => {
+                ok = false;
+                println!("omnisend brand for store {}: FAILED: {e}", s.key);
+            }
         }
     }
     Ok(if ok {

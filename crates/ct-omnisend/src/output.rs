@@ -40,17 +40,6 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-/// A `postgres://user:password@host/db` URL with the password hidden.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// One spinner per (store, entity) while a run reads pages; only on a terminal.
 pub struct Bars {
     multi: Option<MultiProgress>,

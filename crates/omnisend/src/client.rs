@@ -282,6 +282,15 @@ impl OmnisendClient {
         self.decode_success(&call, resp)
     }
 
+    /// One cheap authenticated read (`GET /product-categories?limit=1`): proves the base URL,
+    /// the API key and the version header are accepted. For `config check`.
+    pub async fn check_connectivity(&self) -> Result<(), OmnisendError> {
+        let call = Call::new(Method::GET, &["product-categories"]).query("limit", 1);
+        let resp = self.execute(&call).await?;
+        self.decode_success::<serde_json::Value>(&call, resp)
+            .map(|_| ())
+    }
+
     /// `GET /batches/{batchID}`.
     pub async fn get_batch(&self, batch_id: &str) -> Result<models::Batch, OmnisendError> {
         let call = Call::new(Method::GET, &["batches", batch_id]);

@@ -145,6 +145,7 @@ impl CatalogSync {
             product_types: &lookups.product_types,
             sink,
             now: OffsetDateTime::now_utc(),
+            force: false,
         })
     }
 
@@ -155,7 +156,8 @@ impl CatalogSync {
         opts: &CatalogOptions,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Vec<RunSummary>, SyncError> {
-        let route = self.route(ss, lookups)?;
+        let mut route = self.route(ss, lookups)?;
+        route.force = opts.full;
         let sink = route.sink;
         let started = route.now;
         let fingerprint = ss.catalog_fingerprint(&self.settings.catalog);
@@ -291,6 +293,7 @@ impl CatalogSync {
                 run_id,
             )
             .track_confirmed();
+            let mut seen_ids = SeenIds::new(run_id, true);
             let mut known = HashSet::new();
             let mut seen = 0u64;
             let mut unchanged = 0u64;
@@ -309,7 +312,7 @@ impl CatalogSync {
                         Ok(body) => {
                             let hash = payload_hash(&body);
                             let body = serde_json::to_value(&body).expect("category serializes");
-                            match plan(records.get(&c.id), &hash) {
+                            match plan(records.get(&c.id), &hash, route.force) {
                                 Plan::Unchanged => {
                                     unchanged += 1;
                                     known.insert(c.id.clone());
@@ -339,9 +342,7 @@ impl CatalogSync {
                         }
                     }
                 }
-                if let Some(run_id) = run_id {
-                    self.store.mark_seen(key, CATEGORIES, &ids, run_id).await?;
-                }
+                seen_ids.saw(&self.store, key, CATEGORIES, ids).await?;
                 progress(Progress {
                     store: key,
                     entity: CATEGORIES,
@@ -353,13 +354,11 @@ impl CatalogSync {
             let mut stats = writer.stats.clone();
             stats.seen = seen;
             stats.unchanged = unchanged;
-            if let Some(run_id) = run_id {
-                stats.deleted += self
-                    .remove_unseen(route, CATEGORIES, run_id, |id| async move {
-                        route.sink.delete_category(&id).await
-                    })
-                    .await?;
-            }
+            stats.deleted += self
+                .remove_unseen(route, CATEGORIES, &seen_ids, |id| async move {
+                    route.sink.delete_category(&id).await
+                })
+                .await?;
             Ok::<_, SyncError>((stats, known))
         }
         .await;
@@ -414,6 +413,7 @@ impl CatalogSync {
                 self.settings.omnisend.batch_size,
                 full_run_id,
             );
+            let mut seen_ids = SeenIds::new(run_id, mode == Mode::Full);
             let page_mode = match (mode, cursor.and_then(|c| c.last_modified_at)) {
                 (Mode::Delta, Some(since)) => PageMode::Delta {
                     since: since - self.settings.catalog.delta_overlap,
@@ -453,7 +453,7 @@ impl CatalogSync {
                     match map_product(&product.current_projection(), &ctx) {
                         Ok(body) => {
                             let hash = payload_hash(&body);
-                            match plan(record, &hash) {
+                            match plan(record, &hash, route.force) {
                                 Plan::Unchanged => unchanged += 1,
                                 p => {
                                     let body =
@@ -485,9 +485,7 @@ impl CatalogSync {
                         }
                     }
                 }
-                if let Some(run_id) = full_run_id {
-                    self.store.mark_seen(key, PRODUCTS, &ids, run_id).await?;
-                }
+                seen_ids.saw(&self.store, key, PRODUCTS, ids).await?;
                 progress(Progress {
                     store: key,
                     entity: PRODUCTS,
@@ -501,13 +499,11 @@ impl CatalogSync {
             for r in to_delete {
                 stats.deleted += self.delete_product(route, &r.ct_id).await?;
             }
-            if let Some(run_id) = full_run_id {
-                stats.deleted += self
-                    .remove_unseen(route, PRODUCTS, run_id, |id| async move {
-                        route.sink.delete_product(&id).await
-                    })
-                    .await?;
-            }
+            stats.deleted += self
+                .remove_unseen(route, PRODUCTS, &seen_ids, |id| async move {
+                    route.sink.delete_product(&id).await
+                })
+                .await?;
             Ok::<_, SyncError>(ProductsOutcome {
                 stats,
                 position: pager.position(),
@@ -743,18 +739,22 @@ impl CatalogSync {
         Ok(1)
     }
 
-    /// Removes from Omnisend what the state store knows but this full run did not see.
+    /// Removes from Omnisend what the state store knows but this full run did not see
+    /// (nothing for a delta run).
     async fn remove_unseen<F, Fut>(
         &self,
         route: &Route<'_>,
         entity: &str,
-        run_id: i64,
+        seen_ids: &SeenIds,
         delete: F,
     ) -> Result<u64, SyncError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Deleted, omnisend::OmnisendError>>,
     {
+        let Some(run_id) = seen_ids.run_id() else {
+            return Ok(0);
+        };
         let key = route.settings.key.as_str();
         let mut deleted = 0;
         let mut after: Option<String> = None;
@@ -766,6 +766,10 @@ impl CatalogSync {
             let Some(last) = page.last() else { break };
             after = Some(last.ct_id.clone());
             let mut gone = Vec::new();
+            let page: Vec<SyncRecord> = page
+                .into_iter()
+                .filter(|r| !seen_ids.remembers(&r.ct_id))
+                .collect();
             for r in page.iter().filter(|r| r.omnisend_id.is_some()) {
                 delete(r.ct_id.clone())
                     .await
@@ -779,7 +783,9 @@ impl CatalogSync {
                 .map(|r| r.ct_id.clone())
                 .collect();
             gone.extend(never_sent);
-            self.store.delete_records(key, entity, &gone).await?;
+            if !route.sink.is_dry_run() {
+                self.store.delete_records(key, entity, &gone).await?;
+            }
         }
         Ok(deleted)
     }
@@ -904,6 +910,55 @@ impl ReplayOutcome {
     }
 }
 
+/// How a full run learns what disappeared from commercetools: a live run stamps the records it
+/// saw with its run id; a dry run, which must not write, remembers the ids instead.
+enum SeenIds {
+    /// Delta run: nothing is removed.
+    Off,
+    /// Live full run.
+    Run(i64),
+    /// Dry full run.
+    Memory(HashSet<String>),
+}
+
+impl SeenIds {
+    fn new(run_id: Option<i64>, full: bool) -> Self {
+        match (full, run_id) {
+            (false, _) => SeenIds::Off,
+            (true, Some(id)) => SeenIds::Run(id),
+            (true, None) => SeenIds::Memory(HashSet::new()),
+        }
+    }
+
+    async fn saw(
+        &mut self,
+        store: &StateStore,
+        route: &str,
+        entity: &str,
+        ids: Vec<String>,
+    ) -> Result<(), SyncError> {
+        match self {
+            SeenIds::Off => {}
+            SeenIds::Run(run_id) => store.mark_seen(route, entity, &ids, *run_id).await?,
+            SeenIds::Memory(set) => set.extend(ids),
+        }
+        Ok(())
+    }
+
+    /// The run id to compare records with (0, never issued, for a dry run).
+    fn run_id(&self) -> Option<i64> {
+        match self {
+            SeenIds::Off => None,
+            SeenIds::Run(id) => Some(*id),
+            SeenIds::Memory(_) => Some(0),
+        }
+    }
+
+    fn remembers(&self, id: &str) -> bool {
+        matches!(self, SeenIds::Memory(set) if set.contains(id))
+    }
+}
+
 struct Route<'a> {
     settings: &'a StoreSettings,
     locales: Vec<String>,
@@ -912,6 +967,8 @@ struct Route<'a> {
     product_types: &'a HashMap<String, String>,
     sink: &'a Sink,
     now: OffsetDateTime,
+    /// Re-send unchanged records (explicit `--full`).
+    force: bool,
 }
 
 struct ProductsOutcome {
@@ -926,10 +983,13 @@ enum Plan {
     Replace,
 }
 
-/// Decides from the stored record what a freshly mapped payload needs.
-fn plan(record: Option<&SyncRecord>, hash: &str) -> Plan {
+/// Decides from the stored record what a freshly mapped payload needs; `force` (an explicit
+/// `--full`) re-sends unchanged records too, so drift made in Omnisend by hand is repaired.
+fn plan(record: Option<&SyncRecord>, hash: &str, force: bool) -> Plan {
     match record {
-        Some(r) if r.status == RecordStatus::Synced && r.payload_hash == hash => Plan::Unchanged,
+        Some(r) if !force && r.status == RecordStatus::Synced && r.payload_hash == hash => {
+            Plan::Unchanged
+        }
         Some(r) if r.omnisend_id.is_some() && r.status != RecordStatus::Deleted => Plan::Replace,
         _ => Plan::Create,
     }
@@ -957,13 +1017,13 @@ mod tests {
 
     #[test]
     fn unknown_record_is_created() {
-        assert_eq!(plan(None, "h"), Plan::Create);
+        assert_eq!(plan(None, "h", false), Plan::Create);
     }
 
     #[test]
     fn synced_record_with_the_same_hash_is_unchanged() {
         assert_eq!(
-            plan(Some(&record(RecordStatus::Synced, "h", true)), "h"),
+            plan(Some(&record(RecordStatus::Synced, "h", true)), "h", false),
             Plan::Unchanged
         );
     }
@@ -971,7 +1031,7 @@ mod tests {
     #[test]
     fn synced_record_with_another_hash_is_replaced() {
         assert_eq!(
-            plan(Some(&record(RecordStatus::Synced, "old", true)), "h"),
+            plan(Some(&record(RecordStatus::Synced, "old", true)), "h", false),
             Plan::Replace
         );
     }
@@ -979,7 +1039,7 @@ mod tests {
     #[test]
     fn rejected_record_never_sent_is_created_again() {
         assert_eq!(
-            plan(Some(&record(RecordStatus::Rejected, "", false)), "h"),
+            plan(Some(&record(RecordStatus::Rejected, "", false)), "h", false),
             Plan::Create
         );
     }

@@ -50,16 +50,18 @@ pub struct RunSummary {
 /// A run-level failure (record-level problems are rejections, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    // The causes are part of the message and deliberately not `#[source]`: `anyhow`'s `{:#}`
+    // would otherwise print them twice.
     /// commercetools failed (auth, unreachable, …); cursors are left untouched.
     #[error("commercetools: {0}")]
-    Commercetools(#[from] commercetools::CtError),
+    Commercetools(commercetools::CtError),
     /// Omnisend failed for a whole request after retries.
-    #[error("Omnisend (store {route}): {source}")]
+    #[error("Omnisend (store {route}): {error}")]
     Omnisend {
         /// Store route.
         route: String,
         /// Cause.
-        source: Box<omnisend::OmnisendError>,
+        error: Box<omnisend::OmnisendError>,
     },
     /// State store failure.
     #[error(transparent)]
@@ -74,7 +76,13 @@ impl SyncError {
     pub fn omnisend(route: &str, e: omnisend::OmnisendError) -> Self {
         SyncError::Omnisend {
             route: route.to_owned(),
-            source: Box::new(e),
+            error: Box::new(e),
         }
+    }
+}
+
+impl From<commercetools::CtError> for SyncError {
+    fn from(e: commercetools::CtError) -> Self {
+        SyncError::Commercetools(e)
     }
 }

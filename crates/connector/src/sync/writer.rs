@@ -34,6 +34,8 @@ pub struct Planned {
     /// The request body.
     pub body: Value,
     attempts: u32,
+    /// Whether Omnisend is believed to hold the record (it was replaced, or a create met 409).
+    in_omnisend: bool,
 }
 
 impl Planned {
@@ -45,6 +47,7 @@ impl Planned {
             hash,
             body,
             attempts: 0,
+            in_omnisend: false,
         }
     }
 }
@@ -127,13 +130,15 @@ impl<'a> BatchWriter<'a> {
     }
 
     /// Queues a create (record unknown to Omnisend).
-    pub async fn create(&mut self, p: Planned) -> Result<(), SyncError> {
+    pub async fn create(&mut self, mut p: Planned) -> Result<(), SyncError> {
+        p.in_omnisend = false;
         self.creates.push(p);
         self.flush_full().await
     }
 
     /// Queues a replace (record known to Omnisend).
-    pub async fn replace(&mut self, p: Planned) -> Result<(), SyncError> {
+    pub async fn replace(&mut self, mut p: Planned) -> Result<(), SyncError> {
+        p.in_omnisend = true;
         self.replaces.push(p);
         self.flush_full().await
     }
@@ -341,11 +346,13 @@ impl<'a> BatchWriter<'a> {
         match (code, method) {
             (404, BatchMethod::Put) => {
                 item.attempts += 1;
+                item.in_omnisend = false;
                 self.requeue(item, BatchMethod::Post, "not found on replace".into())
                     .await
             }
             (409, BatchMethod::Post) => {
                 item.attempts += 1;
+                item.in_omnisend = true;
                 self.requeue(item, BatchMethod::Put, "already exists on create".into())
                     .await
             }
@@ -394,7 +401,8 @@ impl<'a> BatchWriter<'a> {
                     ct_version: item.ct_version,
                     // An empty hash never matches, so the next run sends the record again.
                     payload_hash: String::new(),
-                    omnisend_id: None,
+                    // Kept when Omnisend still holds the record, so a later delete reaches it.
+                    omnisend_id: item.in_omnisend.then(|| item.ct_id.clone()),
                     status: RecordStatus::Failed,
                     batch_id: None,
                     last_error: Some(reason),
@@ -440,7 +448,7 @@ impl<'a> BatchWriter<'a> {
             ct_id: item.ct_id.clone(),
             ct_version: item.ct_version,
             payload_hash: String::new(),
-            omnisend_id: None,
+            omnisend_id: item.in_omnisend.then(|| item.ct_id.clone()),
             status: RecordStatus::Rejected,
             batch_id: None,
             last_error: Some(reason),
