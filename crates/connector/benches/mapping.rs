@@ -7,6 +7,7 @@
 //! * `page_pipeline/<store>`: what the sync engine does per page of 500 products: deserialize the
 //!   `PagedQueryResponse<Product>` bytes, then map, hash and turn the body into the
 //!   `serde_json::Value` the batch writer keeps (`to_value`).
+//! * `page_deserialize/products`: the deserialization share of `page_pipeline` alone.
 //!
 //! `<store>` is `us` (USD, country US, price channel `web-prices`) or `eu` (EUR, DE, locale chain
 //! `de-DE, de, en`), configured as in the integration tests.
@@ -169,6 +170,18 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // The deserialization share of `page_pipeline`, alone.
+    let mut group = c.benchmark_group("page_deserialize");
+    group.throughput(Throughput::Elements(PAGE as u64));
+    group.bench_function("products", |b| {
+        b.iter(|| {
+            let page: PagedQueryResponse<Product> =
+                serde_json::from_slice(black_box(&fx.page)).expect("page deserializes");
+            black_box(page)
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("page_pipeline");

@@ -131,6 +131,19 @@ fn memory_kib() -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU time (user + system) this process has used so far, in seconds (`/proc/self/stat`,
+/// assuming the usual 100 clock ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child: the emulators.
 // ---------------------------------------------------------------------------------------------
@@ -366,6 +379,7 @@ async fn bench(args: &Args) {
 
     // Page timestamps: where the wall time goes (first page, steady state, tail after the last).
     let pages: Mutex<Vec<(String, u64, Duration)>> = Mutex::new(Vec::new());
+    let cpu_before = cpu_seconds();
     let clock = Instant::now();
     let progress = |p: connector::sync::catalog::Progress<'_>| {
         if p.entity == PRODUCTS {
@@ -387,6 +401,7 @@ async fn bench(args: &Args) {
         .await
         .expect("full catalog sync succeeds");
     let wall = clock.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     let (hwm, rss) = memory_kib();
 
     drop(child.stdin.take());
@@ -408,6 +423,7 @@ async fn bench(args: &Args) {
         "page_size": args.page_size,
         "dry_run": args.dry_run,
         "wall_ms": wall.as_millis() as u64,
+        "engine_cpu_s": cpu,
         "products_per_s": (products_seen as f64 / wall.as_secs_f64()).round(),
         "vm_hwm_kib": hwm,
         "vm_rss_kib_after": rss,
@@ -432,10 +448,11 @@ async fn bench(args: &Args) {
     out["page_timeline"] = Value::Object(timeline);
 
     eprintln!(
-        "full sync of {} products ({} store(s)): {:.2} s wall, peak RSS {:.1} MiB (before sync {:.1} MiB)",
+        "full sync of {} products ({} store(s)): {:.2} s wall ({:.2} s CPU in this process), peak RSS {:.1} MiB (before sync {:.1} MiB)",
         args.products,
         args.stores.len(),
         wall.as_secs_f64(),
+        cpu,
         hwm as f64 / 1024.0,
         hwm_before as f64 / 1024.0,
     );

@@ -100,6 +100,7 @@ backend_tests!(
     cursor_is_per_entity_and_route,
     second_rejection_of_a_record_replaces_the_open_one,
     resolved_rejection_is_not_listed_as_open,
+    resolving_many_rejections_touches_only_the_listed_open_ones,
     list_rejected_filters_by_entity_and_route,
     runs_are_listed_newest_first_with_stats,
     finishing_an_unknown_run_is_an_error,
@@ -807,4 +808,38 @@ fn record_status_round_trips_as_lowercase_text() {
         );
     }
     assert!("Synced".parse::<RecordStatus>().is_err());
+}
+
+async fn resolving_many_rejections_touches_only_the_listed_open_ones(t: &TestStore) {
+    let s = t.store();
+    for (i, id) in ["c-1", "c-2", "c-3"].iter().enumerate() {
+        s.add_rejected(&rejection(id, "bad", at(i as i64)))
+            .await
+            .unwrap();
+    }
+    // 600 ids: more than one chunk of the IN list.
+    let mut wanted: Vec<String> = (0..598).map(|i| format!("absent-{i}")).collect();
+    wanted.extend(ids(&["c-1", "c-3"]));
+    let resolved = s
+        .resolve_rejected_many("us", "customer", &wanted, at(10))
+        .await
+        .unwrap();
+    assert_eq!(resolved, 2);
+    let open: Vec<String> = s
+        .list_rejected(&RejectedFilter {
+            open_only: true,
+            ..RejectedFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.ct_id)
+        .collect();
+    assert_eq!(open, ids(&["c-2"]));
+    assert_eq!(
+        s.resolve_rejected_many("us", "customer", &wanted, at(11))
+            .await
+            .unwrap(),
+        0
+    );
 }

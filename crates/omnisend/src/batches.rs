@@ -2,9 +2,13 @@
 //!
 //! Omnisend has no batch callback; status must be polled, and every poll spends rate-limit
 //! budget shared with the actual sync. [`OmnisendClient::wait_batches`] therefore checks many
-//! batches with one list request per round (`GET /batches?endpoint=E&limit=250`), pages only
-//! while some of the awaited batches are still unseen, and falls back to `GET /batches/{id}`
-//! only for batches the list did not show.
+//! batches with one list request per round (`GET /batches?endpoint=E&limit=N`, newest first,
+//! `N` sized to the batches awaited), pages only while some of them are still unseen, and falls
+//! back to `GET /batches/{id}` only for batches the list did not show.
+//!
+//! List entries can carry every item's request and response; only their status and counters
+//! are read (the page is sized to what is awaited, so the body stays small), and the item
+//! details are fetched only for batches that report failures or stopped early.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,13 +24,49 @@ pub const LIST_PAGE_SIZE: usize = 250;
 /// Most list pages read in one poll round; batches still unseen after that are fetched singly.
 pub const MAX_LIST_PAGES: usize = 4;
 
-/// `ListBatchesResponse`.
+/// `ListBatchesResponse`, keeping only each batch's status and counters.
 #[derive(Debug, Default, Deserialize)]
 struct ListBatches {
     #[serde(default)]
-    batches: Vec<Batch>,
+    batches: Vec<BatchSummary>,
     #[serde(default)]
     paging: Option<Paging>,
+}
+
+/// A list entry without its items (serde skips `errors`/`responses` without allocating them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchSummary {
+    #[serde(rename = "batchID")]
+    batch_id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    total_count: u64,
+    #[serde(default)]
+    finished_count: u64,
+    #[serde(default)]
+    errors_count: u64,
+}
+
+impl From<BatchSummary> for Batch {
+    fn from(b: BatchSummary) -> Self {
+        Batch {
+            batch_id: b.batch_id,
+            status: b.status,
+            endpoint: b.endpoint,
+            method: b.method,
+            total_count: b.total_count,
+            finished_count: b.finished_count,
+            errors_count: b.errors_count,
+            errors: Vec::new(),
+            responses: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +136,12 @@ impl OmnisendClient {
         let mut out = Vec::with_capacity(order.len());
         for id in order {
             let mut batch = done.remove(id).unwrap_or_default();
+            // A list entry carries no items: read the details only where they matter.
+            let incomplete = batch.errors_count > batch.errors.len() as u64
+                || (batch.status == "stopped" && batch.responses.is_empty());
+            if incomplete {
+                batch = self.get_batch(id).await?;
+            }
             if batch.errors_count > batch.errors.len() as u64 {
                 batch.errors = self.failed_items(id).await?;
             }
@@ -112,20 +158,24 @@ impl OmnisendClient {
         unseen: &mut HashSet<&str>,
         done: &mut HashMap<String, Batch>,
     ) -> Result<(), OmnisendError> {
+        // The awaited batches are the newest ones unless other senders interleave: a page the
+        // size of what is awaited (with some slack) usually covers them in one request.
+        let page_size = (unseen.len() + 10).min(LIST_PAGE_SIZE);
         for page in 0..MAX_LIST_PAGES {
             let call = Call::new(Method::GET, &["batches"])
                 .query("endpoint", endpoint.as_str())
-                .query("limit", LIST_PAGE_SIZE)
-                .query("offset", page * LIST_PAGE_SIZE);
+                .query("limit", page_size)
+                .query("offset", page * page_size);
             let resp = self.execute(&call).await?;
             let list: ListBatches = self.decode_success(&call, resp)?;
             let count = list.batches.len();
-            for batch in list.batches {
+            for summary in list.batches {
+                let batch = Batch::from(summary);
                 if unseen.remove(batch.batch_id.as_str()) && batch.is_terminal() {
                     done.insert(batch.batch_id.clone(), batch);
                 }
             }
-            let more = count >= LIST_PAGE_SIZE
+            let more = count >= page_size
                 || list
                     .paging
                     .and_then(|p| p.next)

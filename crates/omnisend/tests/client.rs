@@ -406,7 +406,7 @@ async fn contact_and_event_are_posted() {
 }
 
 #[tokio::test]
-async fn wait_batches_fetches_items_when_the_list_omits_errors() {
+async fn wait_batches_fetches_details_only_for_batches_with_failures() {
     use axum::extract::Path;
     use axum::routing::get;
     use serde_json::json;
@@ -416,6 +416,13 @@ async fn wait_batches_fetches_items_when_the_list_omits_errors() {
             get(|| async {
                 axum::Json(json!({"batches": [{"batchID": "b1", "status": "finished",
                     "totalCount": 2, "finishedCount": 2, "errorsCount": 1}], "paging": {}}))
+            }),
+        )
+        .route(
+            "/api/batches/{id}",
+            get(|Path(id): Path<String>| async move {
+                axum::Json(json!({"batchID": id, "status": "finished", "totalCount": 2,
+                    "finishedCount": 2, "errorsCount": 1}))
             }),
         )
         .route(
@@ -440,7 +447,7 @@ async fn wait_batches_fetches_items_when_the_list_omits_errors() {
     assert_eq!(batches[0].errors[0].item_id.as_deref(), Some("i2"));
     assert_eq!(
         client.requests_sent(),
-        2,
-        "one list request, one items request"
+        3,
+        "one list request, then the batch and its items (the batch omitted its errors)"
     );
 }

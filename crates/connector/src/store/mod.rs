@@ -748,19 +748,45 @@ impl StateStore {
         ct_id: &str,
         resolved_at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
+        self.resolve_rejected_many(route, entity, &[ct_id.to_owned()], resolved_at)
+            .await
+    }
+
+    /// [`StateStore::resolve_rejected`] for many records at once (one statement per 500 ids, one
+    /// transaction): what a confirmed batch does.
+    pub async fn resolve_rejected_many(
+        &self,
+        route: &str,
+        entity: &str,
+        ct_ids: &[String],
+        resolved_at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        if ct_ids.is_empty() {
+            return Ok(0);
+        }
         let changed = on_backend!(
             self,
-            sql = "UPDATE rejected_records SET resolved_at = $4 \
-                   WHERE route = $1 AND entity = $2 AND ct_id = $3 AND resolved_at IS NULL",
+            sqlite = "UPDATE rejected_records SET resolved_at = $3 \
+                      WHERE route = $1 AND entity = $2 AND resolved_at IS NULL \
+                      AND ct_id IN (SELECT value FROM json_each($4))",
+            postgres = "UPDATE rejected_records SET resolved_at = $3 \
+                        WHERE route = $1 AND entity = $2 AND resolved_at IS NULL \
+                        AND ct_id IN (SELECT jsonb_array_elements_text($4::jsonb))",
             |sql, pool| {
-                sqlx::query(sql)
-                    .bind(route)
-                    .bind(entity)
-                    .bind(ct_id)
-                    .bind(to_ms(resolved_at))
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
+                let mut tx = pool.begin().await?;
+                let mut changed = 0;
+                for chunk in ct_ids.chunks(ID_CHUNK) {
+                    changed += sqlx::query(sql)
+                        .bind(route)
+                        .bind(entity)
+                        .bind(to_ms(resolved_at))
+                        .bind(serde_json::to_string(chunk)?)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                changed
             }
         );
         Ok(changed)

@@ -296,11 +296,10 @@ impl<'a> BatchWriter<'a> {
             .collect();
         if !self.sink.is_dry_run() {
             self.store.upsert_records(&records).await?;
-            for p in &done {
-                self.store
-                    .resolve_rejected(self.route, self.entity, &p.ct_id, now)
-                    .await?;
-            }
+            let ids: Vec<String> = done.iter().map(|p| p.ct_id.clone()).collect();
+            self.store
+                .resolve_rejected_many(self.route, self.entity, &ids, now)
+                .await?;
         }
         match pb.method {
             BatchMethod::Post => self.stats.created += done.len() as u64,
