@@ -464,20 +464,24 @@ async fn dry_run_writes_the_exact_bodies_and_sends_nothing() {
         product_items as u64,
         run(&runs, "us", "products").stats.created
     );
-    // The dry-run bodies are what a real run sends: replay them and compare with a real run.
+    // The dry-run bodies are what a real run sends (a real run may submit a few batches
+    // concurrently, so compare them as sorted lists).
     h.sync(false).await;
-    let real: Vec<serde_json::Value> = h
+    let mut real: Vec<String> = h
         .omnisend
         .requests()
         .into_iter()
         .filter(|r| r.path == "/batches" && r.method == "POST")
-        .map(|r| r.body.unwrap())
+        .map(|r| r.body.unwrap().to_string())
         .collect();
-    let dry: Vec<serde_json::Value> = lines
+    let mut dry: Vec<String> = lines
         .iter()
         .filter(|l| l["path"] == "/batches")
-        .map(|l| l["body"].clone())
+        .map(|l| l["body"].to_string())
         .collect();
+    real.sort();
+    dry.sort();
+    assert!(!dry.is_empty());
     assert_eq!(dry, real);
 }
 
@@ -636,4 +640,92 @@ async fn explicit_full_run_resends_everything_and_repairs_manual_deletes_in_omni
         "the manually deleted product is back"
     );
     assert_catalog_is_exact(&h);
+}
+
+#[tokio::test]
+async fn omnisend_item_failures_become_rejected_records_and_a_full_run_repairs_them() {
+    let h = Harness::start(60).await;
+    h.sync(false).await;
+    // Someone deletes a category in Omnisend by hand; a product referencing it then changes.
+    let product = h
+        .omnisend
+        .products(US_KEY)
+        .into_iter()
+        .find(|p| p["categoryIDs"].as_array().is_some_and(|c| !c.is_empty()))
+        .unwrap();
+    let id = product["id"].as_str().unwrap().to_owned();
+    let category = product["categoryIDs"][0].as_str().unwrap().to_owned();
+    let sinks = connector::app::sinks(&h.settings, &support::env, None).unwrap();
+    sinks["us"].delete_category(&category).await.unwrap();
+    h.ct.update_product(&id, |p| {
+        for side in ["current", "staged"] {
+            p["masterData"][side]["name"]["en-US"] = json!("Changed");
+        }
+    });
+    let runs = h
+        .engine()
+        .run(
+            &CatalogOptions {
+                full: false,
+                store: Some("us".into()),
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(run(&runs, "us", "products").stats.rejected, 1);
+    let rejected = h
+        .state()
+        .list_rejected(&RejectedFilter {
+            entity: Some("products".into()),
+            route: Some("us".into()),
+            open_only: true,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let r = rejected
+        .iter()
+        .find(|r| r.ct_id == id)
+        .expect("the refused product is listed");
+    assert!(
+        r.field
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("categoryIDs"),
+        "{r:?}"
+    );
+    assert!(r.reason.contains("400"), "{}", r.reason);
+    assert!(
+        r.payload.as_ref().is_some_and(|p| p["id"] == id.as_str()),
+        "the refused body is kept"
+    );
+
+    // A full run re-creates the category and re-sends the product; the rejection resolves.
+    h.engine()
+        .run(
+            &CatalogOptions {
+                full: true,
+                store: Some("us".into()),
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.omnisend.product(US_KEY, &id).unwrap()["title"], "Changed");
+    assert!(
+        h.omnisend
+            .categories(US_KEY)
+            .iter()
+            .any(|c| c["categoryID"] == category.as_str())
+    );
+    assert!(
+        h.state()
+            .rejected(r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .resolved_at
+            .is_some()
+    );
 }

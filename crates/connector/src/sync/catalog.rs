@@ -17,6 +17,7 @@ use omnisend::Deleted;
 use omnisend::models::BatchEndpoint;
 use time::OffsetDateTime;
 
+use super::pages::ReadAhead;
 use super::sink::Sink;
 use super::writer::{BatchWriter, Planned, Target};
 use super::{Mode, RunSummary, SyncError};
@@ -421,12 +422,12 @@ impl CatalogSync {
                 },
                 _ => PageMode::Full { after_id: None },
             };
-            let mut pager = self.ct.pager::<Product>(
+            let mut pager = ReadAhead::start(self.ct.pager::<Product>(
                 "products",
                 page_mode,
                 self.settings.commercetools.page_size,
                 vec![],
-            );
+            ));
             let mut seen = 0u64;
             let mut unchanged = 0u64;
             let mut to_delete: Vec<SyncRecord> = Vec::new();
@@ -506,7 +507,7 @@ impl CatalogSync {
                 .await?;
             Ok::<_, SyncError>(ProductsOutcome {
                 stats,
-                position: pager.position(),
+                position: pager.position().await,
             })
         }
         .await;

@@ -11,6 +11,7 @@ use omnisend::OmnisendError;
 use omnisend::models::{Batch, BatchEndpoint, BatchItem, BatchMethod, BatchRequest};
 use serde_json::Value;
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 
 use super::SyncError;
 use super::sink::Sink;
@@ -21,6 +22,8 @@ const MAX_ITEM_ATTEMPTS: u32 = 4;
 /// Batches in flight before the writer waits for their results (bounds memory and lets
 /// failures surface early without spending a poll per batch).
 const PENDING_WINDOW: usize = 25;
+/// Batch submissions in flight at once (a small cap: the rate controller sets the pace).
+const MAX_IN_FLIGHT: usize = 4;
 
 /// One planned write.
 #[derive(Clone, Debug)]
@@ -83,6 +86,8 @@ pub struct BatchWriter<'a> {
     creates: Vec<Planned>,
     replaces: Vec<Planned>,
     pending: Vec<PendingBatch>,
+    /// Batch submissions under way.
+    in_flight: JoinSet<(Result<String, OmnisendError>, BatchMethod, Vec<Planned>)>,
     /// Full-run id stamped on every record written (see `StateStore::unseen_records`).
     seen_run: Option<i64>,
     /// Ids confirmed written in this run, when tracked (see [`BatchWriter::track_confirmed`]);
@@ -112,6 +117,7 @@ impl<'a> BatchWriter<'a> {
             creates: Vec::new(),
             replaces: Vec::new(),
             pending: Vec::new(),
+            in_flight: JoinSet::new(),
             seen_run,
             confirmed: None,
             stats: RunStats::default(),
@@ -150,12 +156,16 @@ impl<'a> BatchWriter<'a> {
         if self.replaces.len() >= self.batch_size {
             self.submit(BatchMethod::Put).await?;
         }
-        if self.pending.len() >= PENDING_WINDOW {
+        if self.pending.len() + self.in_flight.len() >= PENDING_WINDOW {
+            self.land_all().await?;
             self.settle().await?;
         }
         Ok(())
     }
 
+    /// Starts one batch from the buffer of `method` (at most `batch_size` items). A few batch
+    /// submissions run concurrently: one at a time would leave the quota unused whenever a
+    /// request takes longer than the rate controller's interval (a 100-item body often does).
     async fn submit(&mut self, method: BatchMethod) -> Result<(), SyncError> {
         let buf = match method {
             BatchMethod::Post => &mut self.creates,
@@ -166,13 +176,56 @@ impl<'a> BatchWriter<'a> {
             return Ok(());
         }
         let items: Vec<Planned> = buf.drain(..n).collect();
+        self.launch(method, items).await
+    }
+
+    async fn launch(&mut self, method: BatchMethod, items: Vec<Planned>) -> Result<(), SyncError> {
+        // A dry run writes its lines in a stable order: one submission at a time.
+        let limit = if self.sink.is_dry_run() {
+            1
+        } else {
+            MAX_IN_FLIGHT
+        };
+        while self.in_flight.len() >= limit {
+            self.land_one().await?;
+        }
         let req = BatchRequest {
             endpoint: self.endpoint,
             method,
             items: items.iter().map(|p| p.body.clone()).collect(),
             origin: Some("ct-omnisend".into()),
         };
-        match self.sink.submit_batch(&req).await {
+        let sink = self.sink.clone();
+        self.in_flight.spawn(async move {
+            let result = sink.submit_batch(&req).await;
+            (result, method, items)
+        });
+        if limit == 1 {
+            self.land_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every submission in flight.
+    async fn land_all(&mut self) -> Result<(), SyncError> {
+        while !self.in_flight.is_empty() {
+            self.land_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one submission and files its outcome.
+    async fn land_one(&mut self) -> Result<(), SyncError> {
+        let Some(joined) = self.in_flight.join_next().await else {
+            return Ok(());
+        };
+        let (result, method, items) = joined.map_err(|e| {
+            SyncError::omnisend(
+                self.route,
+                OmnisendError::Invalid(format!("batch submission task failed: {e}")),
+            )
+        })?;
+        match result {
             Ok(id) => {
                 self.pending.push(PendingBatch { id, method, items });
                 Ok(())
@@ -181,7 +234,7 @@ impl<'a> BatchWriter<'a> {
                 status, problem, ..
             }) => {
                 // The whole batch was refused (e.g. one malformed item fails schema validation):
-                // fall back to smaller batches so one bad record cannot block the others.
+                // split it, so one bad record cannot block the others, down to the culprit.
                 if items.len() == 1 {
                     let reason = format!(
                         "Omnisend refused the item ({status}): {}",
@@ -194,21 +247,10 @@ impl<'a> BatchWriter<'a> {
                     )
                     .await
                 } else {
-                    let mid = items.len() / 2;
-                    let (a, b) = items.split_at(mid);
-                    for half in [a, b] {
-                        let buf = match method {
-                            BatchMethod::Post => &mut self.creates,
-                            BatchMethod::Put => &mut self.replaces,
-                        };
-                        buf.splice(0..0, half.iter().cloned());
-                        let saved = self.batch_size;
-                        self.batch_size = half.len();
-                        let r = Box::pin(self.submit(method)).await;
-                        self.batch_size = saved;
-                        r?;
-                    }
-                    Ok(())
+                    let mut items = items;
+                    let second = items.split_off(items.len() / 2);
+                    Box::pin(self.launch(method, items)).await?;
+                    Box::pin(self.launch(method, second)).await
                 }
             }
             Err(e) => Err(SyncError::omnisend(self.route, e)),
@@ -224,7 +266,8 @@ impl<'a> BatchWriter<'a> {
             while !self.replaces.is_empty() {
                 self.submit(BatchMethod::Put).await?;
             }
-            if self.pending.is_empty() {
+            self.land_all().await?;
+            if self.pending.is_empty() && self.creates.is_empty() && self.replaces.is_empty() {
                 return Ok(());
             }
             self.settle().await?;
