@@ -729,3 +729,40 @@ async fn omnisend_item_failures_become_rejected_records_and_a_full_run_repairs_t
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn a_refused_request_ends_the_run_instead_of_rejecting_every_record() {
+    let h = Harness::start(40).await;
+    // A base URL without `/api`: every request is answered 404, whatever the body.
+    let mut settings = h.settings.clone();
+    settings.omnisend.api_url = h.omnisend.base_url().trim_end_matches("/api").to_owned();
+    let err = h
+        .engine_with(&settings)
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    let rejected = h
+        .state()
+        .list_rejected(&RejectedFilter {
+            open_only: true,
+            ..RejectedFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        rejected.is_empty(),
+        "no record is blamed for a bad endpoint: {rejected:?}"
+    );
+    assert!(h.state().cursors().await.unwrap().is_empty());
+    let batch_posts = h
+        .omnisend
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(
+        batch_posts <= 1,
+        "no splitting into single items: {batch_posts} posts"
+    );
+}

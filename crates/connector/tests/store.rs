@@ -93,7 +93,7 @@ backend_tests!(
     records_round_trip_with_all_fields,
     records_lookup_handles_more_ids_than_one_chunk,
     upsert_replaces_an_existing_record,
-    batch_status_update_only_touches_that_batch,
+    upsert_without_a_run_keeps_the_seen_run,
     delete_records_removes_only_the_given_ids,
     unseen_records_lists_records_missing_from_a_full_run,
     count_records_filters_by_status,
@@ -187,78 +187,28 @@ async fn upsert_replaces_an_existing_record(t: &TestStore) {
     assert_eq!(s.count_records("us", "customer", None).await.unwrap(), 1);
 }
 
-async fn batch_status_update_only_touches_that_batch(t: &TestStore) {
+async fn upsert_without_a_run_keeps_the_seen_run(t: &TestStore) {
+    // A delta run writing a record while a full run is under way must not erase the full
+    // run's mark, or the full run would remove a live record at its end.
     let s = t.store();
-    let in_batch = |id: &str, batch: &str, status| SyncRecord {
-        status,
-        batch_id: Some(batch.into()),
-        ..record("us", "customer", id)
-    };
-    s.upsert_records(&[
-        in_batch("a", "b1", RecordStatus::Pending),
-        in_batch("b", "b1", RecordStatus::Pending),
-        // Same batch, but already failed: must keep its status.
-        in_batch("c", "b1", RecordStatus::Failed),
-        in_batch("d", "b2", RecordStatus::Pending),
-        // Same batch id under another route / entity.
-        SyncRecord {
-            status: RecordStatus::Pending,
-            batch_id: Some("b1".into()),
-            ..record("eu", "customer", "a")
-        },
-        SyncRecord {
-            status: RecordStatus::Pending,
-            batch_id: Some("b1".into()),
-            ..record("us", "product", "a")
-        },
-    ])
-    .await
-    .unwrap();
-
-    let changed = s
-        .set_status_for_batch(
-            "us",
-            "customer",
-            "b1",
-            RecordStatus::Pending,
-            RecordStatus::Synced,
-            at(10),
-        )
+    s.upsert_records(&[record("us", "products", "p-1")])
         .await
         .unwrap();
-    assert_eq!(changed, 2);
-
-    let got = s
-        .records("us", "customer", &ids(&["a", "b", "c", "d"]))
+    s.mark_seen("us", "products", &ids(&["p-1"]), 7)
         .await
         .unwrap();
-    assert_eq!(got["a"].status, RecordStatus::Synced);
-    assert_eq!(got["a"].synced_at, Some(at(10)));
-    assert_eq!(got["b"].status, RecordStatus::Synced);
-    assert_eq!(got["c"].status, RecordStatus::Failed);
-    assert_eq!(got["c"].synced_at, None);
-    assert_eq!(got["d"].status, RecordStatus::Pending);
-    let eu = s.records("eu", "customer", &ids(&["a"])).await.unwrap();
-    assert_eq!(eu["a"].status, RecordStatus::Pending);
-    let product = s.records("us", "product", &ids(&["a"])).await.unwrap();
-    assert_eq!(product["a"].status, RecordStatus::Pending);
-
-    // A non-Synced target keeps the previous synced_at.
-    let changed = s
-        .set_status_for_batch(
-            "us",
-            "customer",
-            "b1",
-            RecordStatus::Synced,
-            RecordStatus::Failed,
-            at(20),
-        )
-        .await
-        .unwrap();
-    assert_eq!(changed, 2);
-    let got = s.records("us", "customer", &ids(&["a"])).await.unwrap();
-    assert_eq!(got["a"].status, RecordStatus::Failed);
-    assert_eq!(got["a"].synced_at, Some(at(10)));
+    let mut again = record("us", "products", "p-1");
+    again.payload_hash = "newer".into();
+    s.upsert_records(&[again]).await.unwrap();
+    let got = s.records("us", "products", &ids(&["p-1"])).await.unwrap();
+    assert_eq!(got["p-1"].seen_run, Some(7));
+    assert_eq!(got["p-1"].payload_hash, "newer");
+    assert!(
+        s.unseen_records("us", "products", 7, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn delete_records_removes_only_the_given_ids(t: &TestStore) {

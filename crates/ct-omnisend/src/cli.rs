@@ -148,11 +148,13 @@ fn process_env(name: &str) -> Option<String> {
 }
 
 fn load_settings(cli_config: Option<&Path>, cli_state: Option<&str>) -> anyhow::Result<Settings> {
-    let mut settings = Settings::load(cli_config, &process_env)?;
-    if let Some(state) = cli_state {
-        settings.state_url = state.to_owned();
-    }
-    Ok(settings)
+    // `--state` goes in where CT_OMNISEND_STATE would, so it is checked like any other source;
+    // clap already gives the flag precedence over the variable.
+    let env = |name: &str| match (name, cli_state) {
+        (connector::config::env::CT_OMNISEND_STATE, Some(state)) => Some(state.to_owned()),
+        _ => process_env(name),
+    };
+    Ok(Settings::load(cli_config, &env)?)
 }
 
 /// Runs a parsed command line.
@@ -198,6 +200,14 @@ pub async fn sync(
             "--json and --dry-run without FILE would both write to stdout: use --dry-run FILE with --json"
         );
     }
+    // With --store, only that store's brand key is needed.
+    let mut scoped = settings.clone();
+    scoped.stores = settings
+        .select_stores(args.store.as_deref())?
+        .into_iter()
+        .cloned()
+        .collect();
+    let settings = &scoped;
     let store = StateStore::connect(&settings.state_url)
         .await
         .with_context(|| {

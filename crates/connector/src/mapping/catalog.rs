@@ -133,10 +133,12 @@ pub fn map_product(
     };
     let multi = !p.variants.is_empty();
     let mut variants = Vec::new();
-    for v in p.all_variants().take(limits::VARIANTS) {
-        let Some(price) = select_price(&v.prices, &selector, ctx.now) else {
-            continue;
-        };
+    // Priced variants first, then the cap: unpriced ones must not use up Omnisend's limit.
+    let priced = p
+        .all_variants()
+        .filter_map(|v| select_price(&v.prices, &selector, ctx.now).map(|price| (v, price)))
+        .take(limits::VARIANTS);
+    for (v, price) in priced {
         let (amount, strike) = match &price.discounted {
             Some(d) if d.value.amount() < price.value.amount() => {
                 (d.value.amount(), Some(price.value.amount()))
@@ -268,7 +270,9 @@ pub fn map_product(
         category_ids,
         variants,
         created_at: p.created_at.format(&Rfc3339).ok(),
-        updated_at: p.last_modified_at.format(&Rfc3339).ok(),
+        // Left out on purpose: it changes with every edit (staged-only ones too) and would make
+        // otherwise identical payloads hash differently and be sent again.
+        updated_at: None,
     })
 }
 

@@ -157,21 +157,6 @@ macro_rules! on_backend {
     };
 }
 
-/// Replace a URL's password by `***` before it goes into an error message.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => url.to_owned(),
-        },
-    }
-}
-
 impl StateStore {
     /// Opens (creating if needed) the state database at `url` and runs the
     /// embedded migrations. `url` is `sqlite://PATH` (or `sqlite::memory:`),
@@ -215,7 +200,9 @@ impl StateStore {
             migrations::migrator(Backend::Postgres).run(&pool).await?;
             Pool::Postgres(pool)
         } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+            return Err(StoreError::UnsupportedUrl(crate::config::redact_password(
+                url,
+            )));
         };
         Ok(StateStore { pool })
     }
@@ -306,7 +293,7 @@ impl StateStore {
                    ct_version = excluded.ct_version, payload_hash = excluded.payload_hash, \
                    omnisend_id = excluded.omnisend_id, status = excluded.status, \
                    batch_id = excluded.batch_id, last_error = excluded.last_error, \
-                   synced_at = excluded.synced_at, seen_run = excluded.seen_run",
+                   synced_at = excluded.synced_at, seen_run = COALESCE(excluded.seen_run, sync_records.seen_run)",
             |sql, pool| {
                 let mut tx = pool.begin().await?;
                 for r in records {
@@ -329,40 +316,6 @@ impl StateStore {
             }
         );
         Ok(())
-    }
-
-    /// Moves every record of `batch_id` in (`route`, `entity`) whose status is
-    /// `from` to `to`; returns how many rows changed. `synced_at` is written
-    /// only when `to` is [`RecordStatus::Synced`] (otherwise the previous value
-    /// is kept).
-    pub async fn set_status_for_batch(
-        &self,
-        route: &str,
-        entity: &str,
-        batch_id: &str,
-        from: RecordStatus,
-        to: RecordStatus,
-        synced_at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let synced_at = (to == RecordStatus::Synced).then(|| to_ms(synced_at));
-        let changed = on_backend!(
-            self,
-            sql = "UPDATE sync_records SET status = $1, synced_at = COALESCE($2, synced_at) \
-                   WHERE route = $3 AND entity = $4 AND batch_id = $5 AND status = $6",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(to.as_str())
-                    .bind(synced_at)
-                    .bind(route)
-                    .bind(entity)
-                    .bind(batch_id)
-                    .bind(from.as_str())
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        );
-        Ok(changed)
     }
 
     /// Removes the records of `ct_ids` for (`route`, `entity`) (one transaction).

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use super::pages::ReadAhead;
 use super::sink::Sink;
-use super::writer::{BatchWriter, Planned, Target};
+use super::writer::{BatchWriter, Planned, Target, refusal};
 use super::{Mode, RunSummary, SyncError};
 use crate::config::{Settings, StoreSettings, UnpublishedPolicy};
 use crate::mapping::catalog::{CatalogContext, map_category, map_product};
@@ -185,6 +185,9 @@ impl CatalogSync {
             tracing::info!(store = %ss.key, %reason, "running a full catalog refresh");
         }
         let (categories, known_categories) = self.sync_categories(&route, progress).await?;
+        // Products sent while a category is missing lack its id; keeping the cursor back makes
+        // the next run look at them again (an explicit `--full` re-links all of them).
+        let failed = categories.failed;
         let products = self
             .sync_products(&route, mode, cursor.as_ref(), &known_categories, progress)
             .await?;
@@ -205,7 +208,8 @@ impl CatalogSync {
                 stats: products.stats.clone(),
             },
         ];
-        if !sink.is_dry_run() && products.stats.failed == 0 {
+        let failed = failed + products.stats.failed;
+        if !sink.is_dry_run() && failed == 0 {
             let watermark = match mode {
                 // Anything modified while the full run read the catalog is picked up by the
                 // next delta: start it from the moment this run began.
@@ -228,8 +232,8 @@ impl CatalogSync {
                     updated_at: OffsetDateTime::now_utc(),
                 })
                 .await?;
-        } else if products.stats.failed > 0 {
-            tracing::warn!(store = %ss.key, failed = products.stats.failed, "cursor left in place: some products could not be written");
+        } else if failed > 0 {
+            tracing::warn!(store = %ss.key, failed, "cursor left in place: some records could not be written");
             out[1]
                 .reason
                 .get_or_insert_with(|| "cursor not advanced: some writes failed".into());
@@ -331,15 +335,8 @@ impl CatalogSync {
                             }
                         }
                         Err(rejection) => {
-                            self.reject(
-                                key,
-                                CATEGORIES,
-                                &rejection,
-                                c.version,
-                                dry,
-                                &mut writer.stats,
-                            )
-                            .await?
+                            self.reject(key, CATEGORIES, &rejection, dry, &mut writer.stats)
+                                .await?
                         }
                     }
                 }
@@ -435,6 +432,7 @@ impl CatalogSync {
                 seen += page.len() as u64;
                 let ids: Vec<String> = page.iter().map(|p| p.id.clone()).collect();
                 let records = self.store.records(key, PRODUCTS, &ids).await?;
+                let mut unchanged_ids = Vec::new();
                 for product in &page {
                     let record = records.get(&product.id);
                     let published = product.master_data.published;
@@ -455,7 +453,10 @@ impl CatalogSync {
                         Ok(body) => {
                             let hash = payload_hash(&body);
                             match plan(record, &hash, route.force) {
-                                Plan::Unchanged => unchanged += 1,
+                                Plan::Unchanged => {
+                                    unchanged += 1;
+                                    unchanged_ids.push(product.id.clone());
+                                }
                                 p => {
                                     let body =
                                         serde_json::to_value(&body).expect("product serializes");
@@ -474,17 +475,22 @@ impl CatalogSync {
                             }
                         }
                         Err(rejection) => {
-                            self.reject(
-                                key,
-                                PRODUCTS,
-                                &rejection,
-                                product.version,
-                                dry,
-                                &mut writer.stats,
-                            )
-                            .await?
+                            self.reject(key, PRODUCTS, &rejection, dry, &mut writer.stats)
+                                .await?
                         }
                     }
+                }
+                if !dry && !unchanged_ids.is_empty() {
+                    // What Omnisend already holds unchanged cannot still be rejected (the data was
+                    // restored to what was last sent).
+                    self.store
+                        .resolve_rejected_many(
+                            key,
+                            PRODUCTS,
+                            &unchanged_ids,
+                            OffsetDateTime::now_utc(),
+                        )
+                        .await?;
                 }
                 seen_ids.saw(&self.store, key, PRODUCTS, ids).await?;
                 progress(Progress {
@@ -605,11 +611,10 @@ impl CatalogSync {
                     Err(rej) => (c.version, Err(rej)),
                     Ok(body) => {
                         let hash = payload_hash(&body);
-                        client
-                            .upsert_category(&body)
-                            .await
-                            .map_err(|e| SyncError::omnisend(key, e))?;
-                        (c.version, Ok(hash))
+                        match client.upsert_category(&body).await {
+                            Ok(_) => (c.version, Ok(hash)),
+                            Err(e) => (c.version, Err(refused("category", &r.ct_id, key, e)?)),
+                        }
                     }
                 }
             }
@@ -657,26 +662,7 @@ impl CatalogSync {
                         let hash = payload_hash(&body);
                         match client.upsert_product(&body).await {
                             Ok(_) => (p.version, Ok(hash)),
-                            Err(omnisend::OmnisendError::Rejected {
-                                status, problem, ..
-                            }) => {
-                                let field = problem
-                                    .errors
-                                    .first()
-                                    .and_then(|e| e.field.clone())
-                                    .unwrap_or_default();
-                                let reason = format!(
-                                    "Omnisend refused the item ({status}): {}",
-                                    super::writer::problem_summary(&problem)
-                                );
-                                (
-                                    p.version,
-                                    Err(Rejection::new("product", &r.ct_id, &field, reason)),
-                                )
-                            }
-                            Err(e) => {
-                                return Err(SyncError::omnisend(key, e));
-                            }
+                            Err(e) => (p.version, Err(refused("product", &r.ct_id, key, e)?)),
                         }
                     }
                 }
@@ -714,8 +700,7 @@ impl CatalogSync {
             Err(rej) => {
                 let entity: &str = &r.entity;
                 let mut stats = RunStats::default();
-                self.reject(key, entity, &rej, version, false, &mut stats)
-                    .await?;
+                self.reject(key, entity, &rej, false, &mut stats).await?;
                 Ok(ReplayOutcome::from(
                     r,
                     false,
@@ -796,7 +781,6 @@ impl CatalogSync {
         route: &str,
         entity: &str,
         r: &Rejection,
-        _version: i64,
         dry: bool,
         stats: &mut RunStats,
     ) -> Result<(), SyncError> {
@@ -908,6 +892,29 @@ impl ReplayOutcome {
             resolved,
             detail,
         }
+    }
+}
+
+/// A single-item write Omnisend refused becomes a rejection; any other failure ends the call.
+fn refused(
+    entity: &'static str,
+    id: &str,
+    route: &str,
+    e: omnisend::OmnisendError,
+) -> Result<Rejection, SyncError> {
+    match e {
+        omnisend::OmnisendError::Rejected {
+            status, problem, ..
+        } => {
+            let (field, reason) = refusal(status, Some(&problem));
+            Ok(Rejection::new(
+                entity,
+                id,
+                field.as_deref().unwrap_or(""),
+                reason,
+            ))
+        }
+        other => Err(SyncError::omnisend(route, other)),
     }
 }
 

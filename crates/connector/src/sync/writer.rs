@@ -230,22 +230,18 @@ impl<'a> BatchWriter<'a> {
                 self.pending.push(PendingBatch { id, method, items });
                 Ok(())
             }
+            // Only a refusal of the body itself can be narrowed down to an item; any other
+            // refusal (401, 403, 404, …) is about the request and ends the run below.
             Err(OmnisendError::Rejected {
-                status, problem, ..
+                status: status @ (400 | 413 | 422),
+                problem,
+                ..
             }) => {
                 // The whole batch was refused (e.g. one malformed item fails schema validation):
                 // split it, so one bad record cannot block the others, down to the culprit.
                 if items.len() == 1 {
-                    let reason = format!(
-                        "Omnisend refused the item ({status}): {}",
-                        problem_summary(&problem)
-                    );
-                    self.reject(
-                        &items[0],
-                        problem.errors.first().and_then(|e| e.field.clone()),
-                        reason,
-                    )
-                    .await
+                    let (field, reason) = refusal(status, Some(&problem));
+                    self.reject(&items[0], field, reason).await
                 } else {
                     let mut items = items;
                     let second = items.split_off(items.len() / 2);
@@ -299,19 +295,32 @@ impl<'a> BatchWriter<'a> {
     ) -> Result<(), SyncError> {
         let failures: Vec<&BatchItem> =
             batch.map(|b| b.errors.iter().collect()).unwrap_or_default();
-        let stopped = batch.is_none_or(|b| b.status == "stopped");
+        let id_field = self.id_field;
+        let failure_of = |id: &str| {
+            failures
+                .iter()
+                .copied()
+                .find(|f| item_id(f, id_field) == Some(id))
+        };
+        // Every reported failure must be matched to an item (by the id in its echoed request);
+        // otherwise, as when a batch stopped early, only items Omnisend positively answered
+        // count as done and the others are sent again.
+        let matched = pb
+            .items
+            .iter()
+            .filter(|i| failure_of(&i.ct_id).is_some())
+            .count();
+        let reported = batch.map_or(0, |b| (b.errors_count as usize).max(b.errors.len()));
+        let uncertain = batch.is_none_or(|b| b.status == "stopped") || reported > matched;
         let mut done = Vec::new();
         for item in pb.items {
-            let failure = failures
-                .iter()
-                .find(|f| self.item_id(f).as_deref() == Some(item.ct_id.as_str()));
-            match failure {
-                None if !stopped || self.item_answered(batch, &item.ct_id) => done.push(item),
+            match failure_of(&item.ct_id) {
+                None if !uncertain || self.item_answered(batch, &item.ct_id) => done.push(item),
                 None => {
                     self.retry_later(
                         item,
                         pb.method,
-                        "batch stopped before the item was processed".into(),
+                        "the batch result does not account for the item".into(),
                     )
                     .await?
                 }
@@ -354,19 +363,11 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    fn item_id(&self, item: &BatchItem) -> Option<String> {
-        item.request
-            .as_ref()?
-            .get(self.id_field)?
-            .as_str()
-            .map(str::to_owned)
-    }
-
     fn item_answered(&self, batch: Option<&Batch>, id: &str) -> bool {
         batch.is_some_and(|b| {
             b.responses
                 .iter()
-                .any(|r| self.item_id(r).as_deref() == Some(id))
+                .any(|r| item_id(r, self.id_field) == Some(id))
         })
     }
 
@@ -381,10 +382,6 @@ impl<'a> BatchWriter<'a> {
             .response
             .as_ref()
             .and_then(|r| serde_json::from_value::<omnisend::problem::Problem>(r.clone()).ok());
-        let summary = problem
-            .as_ref()
-            .map(problem_summary)
-            .unwrap_or_else(|| format!("status {code}"));
         match (code, method) {
             (404, BatchMethod::Put) => {
                 item.attempts += 1;
@@ -399,19 +396,12 @@ impl<'a> BatchWriter<'a> {
                     .await
             }
             (408 | 429, _) | (500..=599, _) | (0, _) => {
-                self.retry_later(item, method, summary).await
+                self.retry_later(item, method, refusal(code, problem.as_ref()).1)
+                    .await
             }
             _ => {
-                let field = problem
-                    .as_ref()
-                    .and_then(|p| p.errors.first())
-                    .and_then(|e| e.field.clone());
-                self.reject(
-                    &item,
-                    field,
-                    format!("Omnisend refused the item ({code}): {summary}"),
-                )
-                .await
+                let (field, reason) = refusal(code, problem.as_ref());
+                self.reject(&item, field, reason).await
             }
         }
     }
@@ -502,6 +492,24 @@ impl<'a> BatchWriter<'a> {
     }
 }
 
+/// What Omnisend's refusal of one item says: the first field at fault (Omnisend's dotted path)
+/// and a one-line reason with the status.
+pub fn refusal(
+    status: u16,
+    problem: Option<&omnisend::problem::Problem>,
+) -> (Option<String>, String) {
+    let field = problem
+        .and_then(|p| p.errors.first())
+        .and_then(|e| e.field.clone());
+    let summary = problem
+        .map(problem_summary)
+        .unwrap_or_else(|| format!("status {status}"));
+    (
+        field,
+        format!("Omnisend refused the item ({status}): {summary}"),
+    )
+}
+
 /// One line from an RFC 9457 problem: title, detail and field errors.
 pub fn problem_summary(p: &omnisend::problem::Problem) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -526,4 +534,9 @@ pub fn problem_summary(p: &omnisend::problem::Problem) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// The id a batch item's echoed request carries in `id_field`.
+fn item_id<'a>(item: &'a BatchItem, id_field: &str) -> Option<&'a str> {
+    item.request.as_ref()?.get(id_field)?.as_str()
 }
