@@ -827,9 +827,15 @@ impl CatalogSync {
                     duration_ms: clock.elapsed().as_millis() as u64,
                     ..RunStats::default()
                 };
-                self.store
+                // The run's own error is what the caller must see; failing to record it (the
+                // state store may be what failed) is only logged.
+                if let Err(store_error) = self
+                    .store
                     .finish_run(run_id, &stats, "failed", Some(&e.to_string()), now)
-                    .await?;
+                    .await
+                {
+                    tracing::warn!(run_id, error = %store_error, "could not record the failed run");
+                }
             }
         }
         Ok(())
