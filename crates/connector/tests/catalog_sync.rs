@@ -766,3 +766,63 @@ async fn a_refused_request_ends_the_run_instead_of_rejecting_every_record() {
         "no splitting into single items: {batch_posts} posts"
     );
 }
+
+#[tokio::test]
+async fn a_product_that_becomes_unmappable_leaves_the_brand_until_it_is_fixed() {
+    let h = Harness::start(60).await;
+    h.sync(false).await;
+    let id = h.omnisend.products(EU_KEY)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = h.ct.product(&id).unwrap();
+    // The EUR prices go away: the eu brand must stop advertising the old one.
+    h.ct.update_product(&id, |p| {
+        for side in ["current", "staged"] {
+            let data = &mut p["masterData"][side];
+            let variants = std::iter::once(data["masterVariant"].clone())
+                .chain(data["variants"].as_array().unwrap().iter().cloned())
+                .map(|mut v| {
+                    v["prices"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|pr| pr["value"]["currencyCode"] != "EUR");
+                    v
+                })
+                .collect::<Vec<_>>();
+            data["masterVariant"] = variants[0].clone();
+            data["variants"] = json!(variants[1..].to_vec());
+        }
+    });
+    let runs = h.sync(false).await;
+    assert_eq!(run(&runs, "eu", "products").stats.rejected, 1);
+    assert_eq!(run(&runs, "eu", "products").stats.deleted, 1);
+    assert!(
+        h.omnisend.product(EU_KEY, &id).is_none(),
+        "stale copy removed"
+    );
+    assert!(
+        h.omnisend.product(US_KEY, &id).is_some(),
+        "the other brand is not affected"
+    );
+
+    // Restored: created again, and the rejection resolves.
+    h.ct.update_product(&id, |p| p["masterData"] = saved["masterData"].clone());
+    let runs = h.sync(false).await;
+    assert_eq!(run(&runs, "eu", "products").stats.created, 1);
+    assert!(h.omnisend.product(EU_KEY, &id).is_some());
+    let open = h
+        .state()
+        .list_rejected(&RejectedFilter {
+            route: Some("eu".into()),
+            open_only: true,
+            ..RejectedFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        open.iter().all(|r| r.ct_id != id),
+        "resolved once sent again"
+    );
+    assert_catalog_is_exact(&h);
+}

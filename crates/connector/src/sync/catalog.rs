@@ -476,7 +476,15 @@ impl CatalogSync {
                         }
                         Err(rejection) => {
                             self.reject(key, PRODUCTS, &rejection, dry, &mut writer.stats)
-                                .await?
+                                .await?;
+                            // Its last good copy must not go on advertising an old price or a
+                            // dead URL: a product that cannot be mapped is taken out of the brand
+                            // until it is fixed (then it is created again).
+                            if let Some(r) = record.filter(|r| {
+                                r.status != RecordStatus::Deleted && r.omnisend_id.is_some()
+                            }) {
+                                to_delete.push(r.clone());
+                            }
                         }
                     }
                 }
