@@ -586,6 +586,19 @@ impl CatalogSync {
         Ok(outcomes)
     }
 
+    /// Resolves a rejection that no longer needs sending (the record is gone or unpublished).
+    async fn resolved_without_sending(
+        &self,
+        route: &str,
+        r: &Rejected,
+        detail: String,
+    ) -> Result<ReplayOutcome, SyncError> {
+        self.store
+            .resolve_rejected(route, &r.entity, &r.ct_id, OffsetDateTime::now_utc())
+            .await?;
+        Ok(ReplayOutcome::from(r, true, detail))
+    }
+
     async fn replay_one(
         &self,
         route: &Route<'_>,
@@ -605,14 +618,13 @@ impl CatalogSync {
                     .get::<Category>(&format!("categories/{}", r.ct_id), &[])
                     .await?
                 else {
-                    self.store
-                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
-                        .await?;
-                    return Ok(ReplayOutcome::from(
-                        r,
-                        true,
-                        "category no longer exists; nothing to send".into(),
-                    ));
+                    return self
+                        .resolved_without_sending(
+                            key,
+                            r,
+                            "category no longer exists; nothing to send".into(),
+                        )
+                        .await;
                 };
                 let empty = HashSet::new();
                 match map_category(&c, &self.context(route, &empty)) {
@@ -632,26 +644,24 @@ impl CatalogSync {
                     .get::<Product>(&format!("products/{}", r.ct_id), &[])
                     .await?
                 else {
-                    self.store
-                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
-                        .await?;
-                    return Ok(ReplayOutcome::from(
-                        r,
-                        true,
-                        "product no longer exists; nothing to send".into(),
-                    ));
+                    return self
+                        .resolved_without_sending(
+                            key,
+                            r,
+                            "product no longer exists; nothing to send".into(),
+                        )
+                        .await;
                 };
                 if !p.master_data.published
                     && self.settings.catalog.unpublished == UnpublishedPolicy::Delete
                 {
-                    self.store
-                        .resolve_rejected(key, &r.entity, &r.ct_id, now)
-                        .await?;
-                    return Ok(ReplayOutcome::from(
-                        r,
-                        true,
-                        "product is unpublished; nothing to send".into(),
-                    ));
+                    return self
+                        .resolved_without_sending(
+                            key,
+                            r,
+                            "product is unpublished; nothing to send".into(),
+                        )
+                        .await;
                 }
                 let projection = p.current_projection();
                 let cat_ids: Vec<String> =
