@@ -826,3 +826,89 @@ async fn a_product_that_becomes_unmappable_leaves_the_brand_until_it_is_fixed() 
     );
     assert_catalog_is_exact(&h);
 }
+
+#[tokio::test]
+async fn a_scheduled_price_reaches_omnisend_when_it_starts_without_any_change_in_commercetools() {
+    let h = Harness::start(30).await;
+    let start = time::OffsetDateTime::now_utc();
+    let now = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let clock: connector::sync::catalog::Clock = {
+        let now = now.clone();
+        std::sync::Arc::new(move || *now.lock().unwrap())
+    };
+    // No overlap window: the product must come back through its due price change, not because a
+    // delta re-reads the last minute.
+    let settings = h.settings_with_catalog("delta_overlap_secs = 0");
+    let engine = || h.engine_with(&settings).with_clock(clock.clone());
+    engine()
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+
+    // A sale on one product starts tomorrow and ends in three days.
+    let id = h.omnisend.products(US_KEY)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (from, until) = (
+        fmt(start + time::Duration::days(1)),
+        fmt(start + time::Duration::days(3)),
+    );
+    h.ct.update_product(&id, |p| {
+        for side in ["current", "staged"] {
+            p["masterData"][side]["masterVariant"]["prices"] = json!([
+                {"id": "base", "value": {"type": "centPrecision", "currencyCode": "USD", "centAmount": 5000, "fractionDigits": 2}},
+                {"id": "sale", "value": {"type": "centPrecision", "currencyCode": "USD", "centAmount": 3900, "fractionDigits": 2},
+                 "validFrom": from, "validUntil": until}
+            ]);
+        }
+    });
+    engine()
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        h.omnisend.product(US_KEY, &id).unwrap()["variants"][0]["price"],
+        json!(50.0)
+    );
+
+    // Two days later nothing changed in commercetools, but the sale price is due.
+    *now.lock().unwrap() = start + time::Duration::days(2);
+    h.omnisend.clear_requests();
+    let runs = engine()
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let products = run(&runs, "us", "products");
+    assert_eq!(products.mode, Mode::Delta);
+    assert_eq!(
+        (products.stats.seen, products.stats.updated),
+        (1, 1),
+        "only the due product is read and sent"
+    );
+    assert_eq!(
+        h.omnisend.product(US_KEY, &id).unwrap()["variants"][0]["price"],
+        json!(39.0)
+    );
+
+    // Nothing more is due until the sale ends; then the base price returns.
+    h.omnisend.clear_requests();
+    engine()
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert!(h.product_writes().is_empty());
+    *now.lock().unwrap() = start + time::Duration::days(4);
+    engine()
+        .run(&CatalogOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        h.omnisend.product(US_KEY, &id).unwrap()["variants"][0]["price"],
+        json!(50.0)
+    );
+}

@@ -40,6 +40,7 @@ fn record(route: &str, entity: &str, ct_id: &str) -> SyncRecord {
         last_error: None,
         synced_at: None,
         seen_run: None,
+        refresh_at: None,
     }
 }
 
@@ -94,6 +95,7 @@ backend_tests!(
     records_lookup_handles_more_ids_than_one_chunk,
     upsert_replaces_an_existing_record,
     upsert_without_a_run_keeps_the_seen_run,
+    records_due_for_refresh_are_listed_in_id_order_once_their_time_has_come,
     delete_records_removes_only_the_given_ids,
     unseen_records_lists_records_missing_from_a_full_run,
     count_records_filters_by_status,
@@ -123,6 +125,7 @@ async fn records_round_trip_with_all_fields(t: &TestStore) {
         last_error: Some("HTTP 503".into()),
         synced_at: Some(at(5)),
         seen_run: Some(7),
+        refresh_at: None,
     };
     let sparse = record("us", "customer", "c-2");
     // Same ct id under another route and entity must not leak into the lookup.
@@ -164,6 +167,7 @@ async fn upsert_replaces_an_existing_record(t: &TestStore) {
         omnisend_id: Some("os-1".into()),
         last_error: Some("boom".into()),
         seen_run: Some(1),
+        refresh_at: None,
         ..record("us", "customer", "c-1")
     };
     s.upsert_records(std::slice::from_ref(&first))
@@ -177,6 +181,7 @@ async fn upsert_replaces_an_existing_record(t: &TestStore) {
         last_error: None,
         synced_at: Some(at(1)),
         seen_run: Some(2),
+        refresh_at: None,
         ..first.clone()
     };
     s.upsert_records(std::slice::from_ref(&second))
@@ -238,6 +243,7 @@ async fn unseen_records_lists_records_missing_from_a_full_run(t: &TestStore) {
         .iter()
         .map(|id| SyncRecord {
             seen_run: Some(run - 1),
+            refresh_at: None,
             ..record("us", "customer", id)
         })
         .collect();
@@ -791,5 +797,48 @@ async fn resolving_many_rejections_touches_only_the_listed_open_ones(t: &TestSto
             .await
             .unwrap(),
         0
+    );
+}
+
+async fn records_due_for_refresh_are_listed_in_id_order_once_their_time_has_come(t: &TestStore) {
+    let s = t.store();
+    let mut recs = Vec::new();
+    for (id, due) in [
+        ("p-3", Some(at(10))),
+        ("p-1", Some(at(5))),
+        ("p-2", None),
+        ("p-4", Some(at(50))),
+    ] {
+        let mut r = record("us", "products", id);
+        r.refresh_at = due;
+        recs.push(r);
+    }
+    let mut deleted = record("us", "products", "p-0");
+    deleted.refresh_at = Some(at(1));
+    deleted.status = RecordStatus::Deleted;
+    recs.push(deleted);
+    s.upsert_records(&recs).await.unwrap();
+
+    let due = s
+        .due_for_refresh("us", "products", at(20), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(due, ids(&["p-1", "p-3"]));
+    let page = s
+        .due_for_refresh("us", "products", at(20), Some("p-1"), 10)
+        .await
+        .unwrap();
+    assert_eq!(page, ids(&["p-3"]));
+    assert!(
+        s.due_for_refresh("eu", "products", at(20), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = s.records("us", "products", &ids(&["p-4"])).await.unwrap();
+    assert_eq!(
+        got["p-4"].refresh_at,
+        Some(at(50)),
+        "round trip at millisecond precision"
     );
 }

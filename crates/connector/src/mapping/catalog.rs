@@ -276,6 +276,22 @@ pub fn map_product(
     })
 }
 
+/// The next instant after `ctx.now` at which a price in the store's currency starts or stops
+/// being valid: the product must be mapped again then, although commercetools will not report
+/// a change (`lastModifiedAt` does not move when a validity window opens or closes).
+pub fn next_price_change(
+    p: &ProductProjection,
+    ctx: &CatalogContext<'_>,
+) -> Option<OffsetDateTime> {
+    p.all_variants()
+        .flat_map(|v| v.prices.iter())
+        .filter(|price| price.value.currency_code.eq_ignore_ascii_case(ctx.currency))
+        .flat_map(|price| [price.valid_from, price.valid_until])
+        .flatten()
+        .filter(|t| *t > ctx.now)
+        .min()
+}
+
 fn image_urls(v: &ProductVariant) -> Vec<String> {
     v.images
         .iter()
@@ -618,6 +634,29 @@ mod tests {
                 .iter()
                 .all(|v| v.status == Some(ProductStatus::NotAvailable))
         );
+    }
+
+    #[test]
+    fn next_price_change_is_the_nearest_future_boundary_in_the_store_currency() {
+        let fx = Fixture::new(&["en"]);
+        let p = product(|p| {
+            p["masterVariant"]["prices"] = json!([
+                {"id": "old", "value": money("USD", 100), "validUntil": "2026-01-01T00:00:00.000Z"},
+                {"id": "sale", "value": money("USD", 90), "validFrom": "2026-07-01T00:00:00.000Z",
+                 "validUntil": "2026-07-08T00:00:00.000Z"},
+                {"id": "eur", "value": money("EUR", 80), "validFrom": "2026-06-15T00:00:00.000Z"},
+                {"id": "base", "value": money("USD", 120)}
+            ])
+        });
+        // Past boundaries and other currencies do not count.
+        assert_eq!(
+            next_price_change(&p, &fx.ctx()),
+            Some(datetime!(2026-07-01 0:00 UTC))
+        );
+        let p = product(|p| {
+            p["masterVariant"]["prices"] = json!([{"id": "b", "value": money("USD", 1)}])
+        });
+        assert_eq!(next_price_change(&p, &fx.ctx()), None);
     }
 
     #[test]

@@ -24,17 +24,31 @@ pub(crate) struct Embedded {
     pub(crate) sql: &'static str,
 }
 
-const SQLITE: &[Embedded] = &[Embedded {
-    version: 1,
-    description: "initial",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+const SQLITE: &[Embedded] = &[
+    Embedded {
+        version: 1,
+        description: "initial",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Embedded {
+        version: 2,
+        description: "refresh_at",
+        sql: include_str!("../../migrations/sqlite/0002_refresh_at.sql"),
+    },
+];
 
-const POSTGRES: &[Embedded] = &[Embedded {
-    version: 1,
-    description: "initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+const POSTGRES: &[Embedded] = &[
+    Embedded {
+        version: 1,
+        description: "initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Embedded {
+        version: 2,
+        description: "refresh_at",
+        sql: include_str!("../../migrations/postgres/0002_refresh_at.sql"),
+    },
+];
 
 /// The embedded migrations of `backend`, in version order.
 pub(crate) fn embedded(backend: Backend) -> &'static [Embedded] {

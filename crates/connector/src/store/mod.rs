@@ -287,13 +287,15 @@ impl StateStore {
         on_backend!(
             self,
             sql = "INSERT INTO sync_records (route, entity, ct_id, ct_version, payload_hash, \
-                   omnisend_id, status, batch_id, last_error, synced_at, seen_run) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                   omnisend_id, status, batch_id, last_error, synced_at, seen_run, refresh_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                    ON CONFLICT (route, entity, ct_id) DO UPDATE SET \
                    ct_version = excluded.ct_version, payload_hash = excluded.payload_hash, \
                    omnisend_id = excluded.omnisend_id, status = excluded.status, \
                    batch_id = excluded.batch_id, last_error = excluded.last_error, \
-                   synced_at = excluded.synced_at, seen_run = COALESCE(excluded.seen_run, sync_records.seen_run)",
+                   synced_at = excluded.synced_at, \
+                   seen_run = COALESCE(excluded.seen_run, sync_records.seen_run), \
+                   refresh_at = excluded.refresh_at",
             |sql, pool| {
                 let mut tx = pool.begin().await?;
                 for r in records {
@@ -309,6 +311,7 @@ impl StateStore {
                         .bind(r.last_error.as_deref())
                         .bind(r.synced_at.map(to_ms))
                         .bind(r.seen_run)
+                        .bind(r.refresh_at.map(to_ms))
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -387,6 +390,35 @@ impl StateStore {
                     .collect()
             }
         )
+    }
+
+    /// Ids of records of (`route`, `entity`) whose `refresh_at` has come (`<= now`), not
+    /// deleted, ordered by ct id after `after_id`, at most `limit`.
+    pub async fn due_for_refresh(
+        &self,
+        route: &str,
+        entity: &str,
+        now: OffsetDateTime,
+        after_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = on_backend!(
+            self,
+            sql = "SELECT ct_id FROM sync_records WHERE route = $1 AND entity = $2 \
+                   AND refresh_at IS NOT NULL AND refresh_at <= $3 AND status <> 'deleted' \
+                   AND ct_id > $4 ORDER BY ct_id LIMIT $5",
+            |sql, pool| {
+                sqlx::query_scalar::<_, String>(sql)
+                    .bind(route)
+                    .bind(entity)
+                    .bind(to_ms(now))
+                    .bind(after_id.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        );
+        Ok(ids)
     }
 
     /// Sets `seen_run = run_id` on the existing records of `ct_ids` (one

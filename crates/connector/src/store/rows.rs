@@ -97,7 +97,7 @@ fn count<R: StoreRow>(row: &R, column: &'static str) -> Result<u64, StoreError> 
 macro_rules! record_columns {
     () => {
         "route, entity, ct_id, ct_version, payload_hash, omnisend_id, status, batch_id, \
-         last_error, synced_at, seen_run"
+         last_error, synced_at, seen_run, refresh_at"
     };
 }
 pub(crate) use record_columns;
@@ -121,6 +121,7 @@ pub(crate) fn record_from_row<R: StoreRow>(row: &R) -> Result<SyncRecord, StoreE
         last_error: row.opt_text("last_error")?,
         synced_at: opt_time_col(row, "synced_at")?,
         seen_run: row.opt_int("seen_run")?,
+        refresh_at: opt_time_col(row, "refresh_at")?,
     })
 }
 

@@ -118,6 +118,10 @@ pub struct SyncRecord {
     pub synced_at: Option<OffsetDateTime>,
     /// Id of the last full run that saw the record upstream.
     pub seen_run: Option<i64>,
+    /// When the record must be mapped again although commercetools did not change it (a
+    /// price starts or stops being valid then); `None` = only on change.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub refresh_at: Option<OffsetDateTime>,
 }
 
 /// Incremental-sync cursor for one (entity, route).

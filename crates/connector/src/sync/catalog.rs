@@ -7,12 +7,13 @@
 //! every write of the run is confirmed. A changed mapping fingerprint turns the next run into a
 //! full refresh, with the reason reported.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use commercetools::CtClient;
 use commercetools::models::{Category, Channel, Product, ProductType};
-use commercetools::paging::{DeltaPosition, PageMode};
+use commercetools::paging::{DeltaPosition, PageMode, quote_literal};
 use omnisend::Deleted;
 use omnisend::models::BatchEndpoint;
 use time::OffsetDateTime;
@@ -22,12 +23,15 @@ use super::sink::Sink;
 use super::writer::{BatchWriter, Planned, Target, refusal};
 use super::{Mode, RunSummary, SyncError};
 use crate::config::{Settings, StoreSettings, UnpublishedPolicy};
-use crate::mapping::catalog::{CatalogContext, map_category, map_product};
+use crate::mapping::catalog::{CatalogContext, map_category, map_product, next_price_change};
 use crate::mapping::{Rejection, payload_hash};
 use crate::store::{
     Cursor, NewRejected, RecordStatus, Rejected, RejectedFilter, RunStats, StateStore, SyncRecord,
 };
 use serde::Serialize;
+
+/// Products fetched by id per request when mapping again those with a price change due.
+const REFRESH_CHUNK: usize = 100;
 
 /// Entity names used in the state store and run reports.
 pub const CATEGORIES: &str = "categories";
@@ -60,7 +64,11 @@ pub struct CatalogSync {
     store: StateStore,
     settings: Settings,
     sinks: HashMap<String, Sink>,
+    clock: Clock,
 }
+
+/// Where a run's notion of "now" comes from (price validity, the full run's watermark).
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// commercetools lookups shared by every route of one run.
 struct Lookups {
@@ -81,7 +89,14 @@ impl CatalogSync {
             store,
             settings,
             sinks,
+            clock: Arc::new(OffsetDateTime::now_utc),
         }
+    }
+
+    /// Replaces the wall clock (tests move time forward without waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs categories then products for each selected store.
@@ -145,7 +160,7 @@ impl CatalogSync {
             supply_channel_id: channel_id(&ss.supply_channel, "supply_channel")?,
             product_types: &lookups.product_types,
             sink,
-            now: OffsetDateTime::now_utc(),
+            now: (self.clock)(),
             force: false,
         })
     }
@@ -428,11 +443,41 @@ impl CatalogSync {
             let mut seen = 0u64;
             let mut unchanged = 0u64;
             let mut to_delete: Vec<SyncRecord> = Vec::new();
-            while let Some(page) = pager.next_page().await? {
+            // A delta run also maps again what has a price starting or ending by now: such a
+            // change does not move `lastModifiedAt`. (A full run reads everything anyway.)
+            let mut due = match mode {
+                Mode::Delta if !route.force => self.due_for_refresh(key, route.now).await?,
+                _ => BTreeSet::new(),
+            };
+            let mut refreshing = false;
+            loop {
+                let page = if !refreshing {
+                    match pager.next_page().await? {
+                        Some(page) => {
+                            for p in &page {
+                                due.remove(&p.id);
+                            }
+                            page
+                        }
+                        None => {
+                            refreshing = true;
+                            continue;
+                        }
+                    }
+                } else {
+                    let ids: Vec<String> = std::iter::from_fn(|| due.pop_first())
+                        .take(REFRESH_CHUNK)
+                        .collect();
+                    if ids.is_empty() {
+                        break;
+                    }
+                    self.products_by_id(&ids).await?
+                };
                 seen += page.len() as u64;
                 let ids: Vec<String> = page.iter().map(|p| p.id.clone()).collect();
                 let records = self.store.records(key, PRODUCTS, &ids).await?;
                 let mut unchanged_ids = Vec::new();
+                let mut touched = Vec::new();
                 for product in &page {
                     let record = records.get(&product.id);
                     let published = product.master_data.published;
@@ -449,13 +494,21 @@ impl CatalogSync {
                         // Never sent and not for sale: nothing to tell Omnisend.
                         continue;
                     }
-                    match map_product(&product.current_projection(), &ctx) {
+                    let projection = product.current_projection();
+                    match map_product(&projection, &ctx) {
                         Ok(body) => {
                             let hash = payload_hash(&body);
+                            let refresh_at = next_price_change(&projection, &ctx);
                             match plan(record, &hash, route.force) {
                                 Plan::Unchanged => {
                                     unchanged += 1;
                                     unchanged_ids.push(product.id.clone());
+                                    if let Some(r) = record.filter(|r| r.refresh_at != refresh_at) {
+                                        touched.push(SyncRecord {
+                                            refresh_at,
+                                            ..r.clone()
+                                        });
+                                    }
                                 }
                                 p => {
                                     let body =
@@ -465,7 +518,8 @@ impl CatalogSync {
                                         product.version,
                                         hash,
                                         body,
-                                    );
+                                    )
+                                    .refresh_at(refresh_at);
                                     if p == Plan::Create {
                                         writer.create(planned).await?
                                     } else {
@@ -487,6 +541,10 @@ impl CatalogSync {
                             }
                         }
                     }
+                }
+                if !dry {
+                    // Unchanged, but its next price change moved.
+                    self.store.upsert_records(&touched).await?;
                 }
                 if !dry && !unchanged_ids.is_empty() {
                     // What Omnisend already holds unchanged cannot still be rejected (the data was
@@ -632,7 +690,7 @@ impl CatalogSync {
                     Ok(body) => {
                         let hash = payload_hash(&body);
                         match client.upsert_category(&body).await {
-                            Ok(_) => (c.version, Ok(hash)),
+                            Ok(_) => (c.version, Ok((hash, None))),
                             Err(e) => (c.version, Err(refused("category", &r.ct_id, key, e)?)),
                         }
                     }
@@ -674,12 +732,13 @@ impl CatalogSync {
                     .filter(|c| c.status == RecordStatus::Synced)
                     .map(|c| c.ct_id)
                     .collect();
-                match map_product(&projection, &self.context(route, &known)) {
+                let ctx = self.context(route, &known);
+                match map_product(&projection, &ctx) {
                     Err(rej) => (p.version, Err(rej)),
                     Ok(body) => {
                         let hash = payload_hash(&body);
                         match client.upsert_product(&body).await {
-                            Ok(_) => (p.version, Ok(hash)),
+                            Ok(_) => (p.version, Ok((hash, next_price_change(&projection, &ctx)))),
                             Err(e) => (p.version, Err(refused("product", &r.ct_id, key, e)?)),
                         }
                     }
@@ -694,7 +753,7 @@ impl CatalogSync {
             }
         };
         match result {
-            Ok(hash) => {
+            Ok((hash, refresh_at)) => {
                 self.store
                     .upsert_records(&[SyncRecord {
                         route: key.to_owned(),
@@ -708,6 +767,7 @@ impl CatalogSync {
                         last_error: None,
                         synced_at: Some(now),
                         seen_run: None,
+                        refresh_at,
                     }])
                     .await?;
                 self.store
@@ -726,6 +786,41 @@ impl CatalogSync {
                 ))
             }
         }
+    }
+
+    /// Ids of the route's products whose next price change has come.
+    async fn due_for_refresh(
+        &self,
+        route: &str,
+        now: OffsetDateTime,
+    ) -> Result<BTreeSet<String>, SyncError> {
+        let mut due = BTreeSet::new();
+        loop {
+            let after = due.last().cloned();
+            let page = self
+                .store
+                .due_for_refresh(route, PRODUCTS, now, after.as_deref(), 500)
+                .await?;
+            if page.is_empty() {
+                return Ok(due);
+            }
+            due.extend(page);
+        }
+    }
+
+    /// The products with these ids (those that still exist).
+    async fn products_by_id(&self, ids: &[String]) -> Result<Vec<Product>, SyncError> {
+        let list = ids
+            .iter()
+            .map(|id| quote_literal(id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = [
+            ("where".to_owned(), format!("id in ({list})")),
+            ("limit".to_owned(), ids.len().to_string()),
+            ("withTotal".to_owned(), "false".to_owned()),
+        ];
+        Ok(self.ct.query::<Product>("products", &query).await?.results)
     }
 
     async fn delete_product(&self, route: &Route<'_>, id: &str) -> Result<u64, SyncError> {
@@ -1044,6 +1139,7 @@ mod tests {
             last_error: None,
             synced_at: None,
             seen_run: None,
+            refresh_at: None,
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Planned {
     attempts: u32,
     /// Whether Omnisend is believed to hold the record (it was replaced, or a create met 409).
     in_omnisend: bool,
+    /// When the record must be mapped again regardless of changes (a price validity boundary).
+    refresh_at: Option<OffsetDateTime>,
 }
 
 impl Planned {
@@ -51,7 +53,14 @@ impl Planned {
             body,
             attempts: 0,
             in_omnisend: false,
+            refresh_at: None,
         }
+    }
+
+    /// Sets when the record must be mapped again although it did not change.
+    pub fn refresh_at(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.refresh_at = at;
+        self
     }
 }
 
@@ -344,6 +353,7 @@ impl<'a> BatchWriter<'a> {
                 last_error: None,
                 synced_at: Some(now),
                 seen_run: self.seen_run,
+                refresh_at: p.refresh_at,
             })
             .collect();
         if !self.sink.is_dry_run() {
@@ -440,6 +450,7 @@ impl<'a> BatchWriter<'a> {
                     last_error: Some(reason),
                     synced_at: None,
                     seen_run: self.seen_run,
+                    refresh_at: None,
                 };
                 self.store.upsert_records(&[record]).await?;
             }
@@ -486,6 +497,7 @@ impl<'a> BatchWriter<'a> {
             last_error: Some(reason),
             synced_at: None,
             seen_run: self.seen_run,
+            refresh_at: None,
         };
         self.store.upsert_records(&[record]).await?;
         Ok(())
