@@ -285,17 +285,8 @@ impl CatalogSync {
     ) -> Result<(RunStats, HashSet<String>), SyncError> {
         let key = route.settings.key.as_str();
         let dry = route.sink.is_dry_run();
-        let clock = Instant::now();
-        let requests_before = route.sink.requests();
-        let run_id = if dry {
-            None
-        } else {
-            Some(
-                self.store
-                    .start_run(CATEGORIES, key, "full", OffsetDateTime::now_utc())
-                    .await?,
-            )
-        };
+        let book = self.begin_run(route, CATEGORIES, Mode::Full).await?;
+        let run_id = book.run_id;
         let result = async {
             let empty = HashSet::new();
             let ctx = self.context(route, &empty);
@@ -375,18 +366,9 @@ impl CatalogSync {
             Ok::<_, SyncError>((stats, known))
         }
         .await;
-        self.finish_run(
-            run_id,
-            result.as_ref().map(|(s, _)| s),
-            clock,
-            route.sink.requests() - requests_before,
-        )
-        .await?;
-        result.map(|(mut s, k)| {
-            s.requests = route.sink.requests() - requests_before;
-            s.duration_ms = clock.elapsed().as_millis() as u64;
-            (s, k)
-        })
+        let (mut stats, known) = self.end_run(book, route, result).await?;
+        (stats.requests, stats.duration_ms) = (book.requests(route), book.elapsed_ms());
+        Ok((stats, known))
     }
 
     async fn sync_products(
@@ -399,17 +381,8 @@ impl CatalogSync {
     ) -> Result<ProductsOutcome, SyncError> {
         let key = route.settings.key.as_str();
         let dry = route.sink.is_dry_run();
-        let clock = Instant::now();
-        let requests_before = route.sink.requests();
-        let run_id = if dry {
-            None
-        } else {
-            Some(
-                self.store
-                    .start_run(PRODUCTS, key, mode.as_str(), OffsetDateTime::now_utc())
-                    .await?,
-            )
-        };
+        let book = self.begin_run(route, PRODUCTS, mode).await?;
+        let run_id = book.run_id;
         let full_run_id = if mode == Mode::Full { run_id } else { None };
         let result = async {
             let ctx = self.context(route, known_categories);
@@ -583,18 +556,10 @@ impl CatalogSync {
             })
         }
         .await;
-        self.finish_run(
-            run_id,
-            result.as_ref().map(|o| &o.stats),
-            clock,
-            route.sink.requests() - requests_before,
-        )
-        .await?;
-        result.map(|mut o| {
-            o.stats.requests = route.sink.requests() - requests_before;
-            o.stats.duration_ms = clock.elapsed().as_millis() as u64;
-            o
-        })
+        let mut outcome = self.end_run(book, route, result).await?;
+        (outcome.stats.requests, outcome.stats.duration_ms) =
+            (book.requests(route), book.elapsed_ms());
+        Ok(outcome)
     }
 
     /// Re-fetches, re-maps and re-sends open rejected catalog records (one by id, or all).
@@ -916,32 +881,58 @@ impl CatalogSync {
         Ok(())
     }
 
-    async fn finish_run(
+    /// Starts the bookkeeping of one entity run (no run row for a dry run).
+    async fn begin_run(
         &self,
-        run_id: Option<i64>,
-        result: Result<&RunStats, &SyncError>,
-        clock: Instant,
-        requests: u64,
-    ) -> Result<(), SyncError> {
-        let Some(run_id) = run_id else { return Ok(()) };
+        route: &Route<'_>,
+        entity: &str,
+        mode: Mode,
+    ) -> Result<RunBook, SyncError> {
+        let run_id = if route.sink.is_dry_run() {
+            None
+        } else {
+            Some(
+                self.store
+                    .start_run(
+                        entity,
+                        &route.settings.key,
+                        mode.as_str(),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?,
+            )
+        };
+        Ok(RunBook {
+            run_id,
+            clock: Instant::now(),
+            requests_before: route.sink.requests(),
+        })
+    }
+
+    /// Records how an entity run ended and hands its result back. A failed run's own error is
+    /// what the caller sees, even when recording it fails too.
+    async fn end_run<T: HasStats>(
+        &self,
+        book: RunBook,
+        route: &Route<'_>,
+        result: Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
+        let Some(run_id) = book.run_id else {
+            return result;
+        };
         let now = OffsetDateTime::now_utc();
-        match result {
-            Ok(stats) => {
-                let mut stats = stats.clone();
-                stats.requests = requests;
-                stats.duration_ms = clock.elapsed().as_millis() as u64;
+        let mut stats = match &result {
+            Ok(r) => r.stats().clone(),
+            Err(_) => RunStats::default(),
+        };
+        (stats.requests, stats.duration_ms) = (book.requests(route), book.elapsed_ms());
+        match &result {
+            Ok(_) => {
                 self.store
                     .finish_run(run_id, &stats, "ok", None, now)
-                    .await?;
+                    .await?
             }
             Err(e) => {
-                let stats = RunStats {
-                    requests,
-                    duration_ms: clock.elapsed().as_millis() as u64,
-                    ..RunStats::default()
-                };
-                // The run's own error is what the caller must see; failing to record it (the
-                // state store may be what failed) is only logged.
                 if let Err(store_error) = self
                     .store
                     .finish_run(run_id, &stats, "failed", Some(&e.to_string()), now)
@@ -951,7 +942,7 @@ impl CatalogSync {
                 }
             }
         }
-        Ok(())
+        result
     }
 }
 
@@ -1096,6 +1087,41 @@ struct Route<'a> {
     now: OffsetDateTime,
     /// Re-send unchanged records (explicit `--full`).
     force: bool,
+}
+
+/// Bookkeeping of one entity run: its row, its clock, the sink's request count at its start.
+#[derive(Clone, Copy)]
+struct RunBook {
+    run_id: Option<i64>,
+    clock: Instant,
+    requests_before: u64,
+}
+
+impl RunBook {
+    fn requests(&self, route: &Route<'_>) -> u64 {
+        route.sink.requests() - self.requests_before
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+}
+
+/// What an entity run produced, with its counters.
+trait HasStats {
+    fn stats(&self) -> &RunStats;
+}
+
+impl HasStats for (RunStats, HashSet<String>) {
+    fn stats(&self) -> &RunStats {
+        &self.0
+    }
+}
+
+impl HasStats for ProductsOutcome {
+    fn stats(&self) -> &RunStats {
+        &self.stats
+    }
 }
 
 struct ProductsOutcome {
