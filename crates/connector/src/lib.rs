@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod config;
+pub mod consent;
+pub mod identity;
 pub mod mapping;
 pub mod store;
 pub mod sync;
