@@ -33,11 +33,6 @@ impl LocalizedString {
     pub fn get<'a, S: AsRef<str>>(&'a self, chain: &[S]) -> Option<&'a str> {
         self.get_with_locale(chain).map(|(_, v)| v)
     }
-
-    /// Whether no locale carries a non-blank value.
-    pub fn is_blank(&self) -> bool {
-        self.0.values().all(|v| v.trim().is_empty())
-    }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for LocalizedString {

@@ -230,11 +230,6 @@ impl<T: Keyed + DeserializeOwned> Pager<T> {
     pub fn pages_fetched(&self) -> u64 {
         self.pages_fetched
     }
-
-    /// Whether the pager is exhausted.
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
 }
 
 #[cfg(test)]

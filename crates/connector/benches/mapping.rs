@@ -33,24 +33,6 @@ project_key = "bench-shop"
 client_id = "bench"
 client_secret = "bench-secret"
 
-[[stores]]
-key = "us"
-locales = ["en-US", "en"]
-currency = "USD"
-country = "US"
-price_channel = "web-prices"
-supply_channel = "us-warehouse"
-product_url = "https://shop.example.com/{locale}/p/{slug}"
-omnisend_api_key_env = "KEY_US"
-
-[[stores]]
-key = "eu"
-locales = ["de-DE", "de", "en"]
-currency = "EUR"
-country = "DE"
-supply_channel = "eu-warehouse"
-product_url = "https://shop.example.eu/{locale}/produkt/{slug}"
-omnisend_api_key_env = "KEY_EU"
 "#;
 
 /// Everything a `CatalogContext` borrows, resolved the way `CatalogSync` resolves a route.
@@ -68,7 +50,14 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, CONFIG).expect("write config");
+        std::fs::write(
+            &path,
+            format!(
+                "{CONFIG}{}",
+                emulators::seed::store_routes_toml("KEY_US", "KEY_EU")
+            ),
+        )
+        .expect("write config");
         let settings = Settings::load(Some(&path), &|_| None).expect("bench config is valid");
         let spec = CatalogSpec {
             products: PRODUCTS,

@@ -283,33 +283,8 @@ url = "{state_url}"
         poll = args.poll_ms,
     );
     for store in &args.stores {
-        toml.push_str(match store.as_str() {
-            "us" => {
-                r#"
-[[stores]]
-key = "us"
-locales = ["en-US", "en"]
-currency = "USD"
-country = "US"
-price_channel = "web-prices"
-supply_channel = "us-warehouse"
-product_url = "https://shop.example.com/{locale}/p/{slug}"
-omnisend_api_key_env = "KEY_US"
-"#
-            }
-            _ => {
-                r#"
-[[stores]]
-key = "eu"
-locales = ["de-DE", "de", "en"]
-currency = "EUR"
-country = "DE"
-supply_channel = "eu-warehouse"
-product_url = "https://shop.example.eu/{locale}/produkt/{slug}"
-omnisend_api_key_env = "KEY_EU"
-"#
-            }
-        });
+        let key_env = if store == "us" { "KEY_US" } else { "KEY_EU" };
+        toml.push_str(&emulators::seed::store_route_toml(store, key_env));
     }
     toml
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use connector::config::Settings;
 use connector::store::{RejectedFilter, StateStore};
-use emulators::seed::{CatalogSpec, generate_catalog};
+use emulators::seed::{CatalogSpec, generate_catalog, store_routes_toml};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::json;
 
@@ -35,29 +35,11 @@ batch_poll_interval_ms = 250
 [state]
 url = "{state_url}"
 
-[[stores]]
-key = "us"
-locales = ["en-US", "en"]
-currency = "USD"
-country = "US"
-price_channel = "web-prices"
-supply_channel = "us-warehouse"
-product_url = "https://shop.example.com/{{locale}}/p/{{slug}}"
-cart_recovery_url = "https://shop.example.com/cart/recover?token={{token}}"
-omnisend_api_key_env = "DEMO_OMNISEND_KEY_US"
-
-[[stores]]
-key = "eu"
-locales = ["de-DE", "de", "en"]
-currency = "EUR"
-country = "DE"
-supply_channel = "eu-warehouse"
-product_url = "https://shop.example.eu/{{locale}}/produkt/{{slug}}"
-omnisend_api_key_env = "DEMO_OMNISEND_KEY_EU"
-"#,
+{stores}"#,
         api = ct.api_url(),
         auth = ct.auth_url(),
         omnisend = omnisend.base_url(),
+        stores = store_routes_toml("DEMO_OMNISEND_KEY_US", "DEMO_OMNISEND_KEY_EU"),
     )
 }
 

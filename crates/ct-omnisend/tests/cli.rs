@@ -63,28 +63,6 @@ fn describe(out: &Output) -> String {
     )
 }
 
-fn store_section(
-    key: &str,
-    locales: &str,
-    currency: &str,
-    country: &str,
-    extra: &str,
-    key_env: &str,
-) -> String {
-    format!(
-        r#"
-[[stores]]
-key = "{key}"
-locales = {locales}
-currency = "{currency}"
-country = "{country}"
-{extra}
-product_url = "https://shop.example.com/{{locale}}/p/{{slug}}"
-omnisend_api_key_env = "{key_env}"
-"#
-    )
-}
-
 /// A config routing the generated `us` and `eu` stores to two brands. The client secret and the
 /// brand keys are left to the environment, as the docs recommend.
 fn config_toml(ct_api: &str, ct_auth: &str, omnisend: &str) -> String {
@@ -101,23 +79,8 @@ timeout_secs = 10
 api_url = "{omnisend}"
 requests_per_minute = 360
 batch_poll_interval_ms = 50
-{us}{eu}"#,
-        us = store_section(
-            "us",
-            r#"["en-US", "en"]"#,
-            "USD",
-            "US",
-            "price_channel = \"web-prices\"\nsupply_channel = \"us-warehouse\"",
-            "CLI_KEY_US",
-        ),
-        eu = store_section(
-            "eu",
-            r#"["de-DE", "de", "en"]"#,
-            "EUR",
-            "DE",
-            "supply_channel = \"eu-warehouse\"",
-            "CLI_KEY_EU",
-        ),
+{stores}"#,
+        stores = emulators::seed::store_routes_toml("CLI_KEY_US", "CLI_KEY_EU"),
     )
 }
 

@@ -121,6 +121,46 @@ pub fn generate_catalog(spec: &CatalogSpec) -> CatalogData {
     }
 }
 
+/// The ct-omnisend `[[stores]]` route of one generated store (`"us"` or `"eu"`), with its brand
+/// key read from the environment variable `key_env`: the one place the demo, the tests and the
+/// benchmarks take the routing of the generated shop from.
+///
+/// `us`: locales `en-US → en`, USD, country US, price channel `web-prices`, supply channel
+/// `us-warehouse`, URLs `https://shop.example.com/{locale}/p/{slug}`. `eu`: locales
+/// `de-DE → de → en`, EUR, country DE, supply channel `eu-warehouse`, URLs
+/// `https://shop.example.eu/{locale}/produkt/{slug}`.
+pub fn store_route_toml(store: &str, key_env: &str) -> String {
+    let body = match store {
+        "us" => {
+            r#"key = "us"
+locales = ["en-US", "en"]
+currency = "USD"
+country = "US"
+price_channel = "web-prices"
+supply_channel = "us-warehouse"
+product_url = "https://shop.example.com/{locale}/p/{slug}"
+cart_recovery_url = "https://shop.example.com/cart/recover?token={token}"
+"#
+        }
+        "eu" => {
+            r#"key = "eu"
+locales = ["de-DE", "de", "en"]
+currency = "EUR"
+country = "DE"
+supply_channel = "eu-warehouse"
+product_url = "https://shop.example.eu/{locale}/produkt/{slug}"
+"#
+        }
+        other => panic!("the generated shop has no store {other:?} (only \"us\" and \"eu\")"),
+    };
+    format!("\n[[stores]]\n{body}omnisend_api_key_env = \"{key_env}\"\n")
+}
+
+/// Both routes of the generated shop: [`store_route_toml`] for `us` and `eu`.
+pub fn store_routes_toml(us_key_env: &str, eu_key_env: &str) -> String {
+    store_route_toml("us", us_key_env) + &store_route_toml("eu", eu_key_env)
+}
+
 /// The project resource (`GET /{projectKey}`) matching the generated catalog.
 pub fn project_json(project_key: &str) -> Value {
     json!({

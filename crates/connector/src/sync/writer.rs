@@ -436,22 +436,7 @@ impl<'a> BatchWriter<'a> {
             tracing::warn!(route = self.route, entity = self.entity, id = %item.ct_id, %reason, "giving up on item for this run");
             self.stats.failed += 1;
             if !self.sink.is_dry_run() {
-                let record = SyncRecord {
-                    route: self.route.to_owned(),
-                    entity: self.entity.to_owned(),
-                    ct_id: item.ct_id.clone(),
-                    ct_version: item.ct_version,
-                    // An empty hash never matches, so the next run sends the record again.
-                    payload_hash: String::new(),
-                    // Kept when Omnisend still holds the record, so a later delete reaches it.
-                    omnisend_id: item.in_omnisend.then(|| item.ct_id.clone()),
-                    status: RecordStatus::Failed,
-                    batch_id: None,
-                    last_error: Some(reason),
-                    synced_at: None,
-                    seen_run: self.seen_run,
-                    refresh_at: None,
-                };
+                let record = self.unsent_record(&item, RecordStatus::Failed, reason);
                 self.store.upsert_records(&[record]).await?;
             }
             return Ok(());
@@ -461,6 +446,26 @@ impl<'a> BatchWriter<'a> {
             BatchMethod::Put => self.replaces.push(item),
         }
         Ok(())
+    }
+
+    /// The state of a record this run could not write (`Failed` or `Rejected`).
+    fn unsent_record(&self, item: &Planned, status: RecordStatus, reason: String) -> SyncRecord {
+        SyncRecord {
+            route: self.route.to_owned(),
+            entity: self.entity.to_owned(),
+            ct_id: item.ct_id.clone(),
+            ct_version: item.ct_version,
+            // An empty hash never matches, so the next run sends the record again.
+            payload_hash: String::new(),
+            // Kept when Omnisend still holds the record, so a later delete reaches it.
+            omnisend_id: item.in_omnisend.then(|| item.ct_id.clone()),
+            status,
+            batch_id: None,
+            last_error: Some(reason),
+            synced_at: None,
+            seen_run: self.seen_run,
+            refresh_at: None,
+        }
     }
 
     async fn reject(
@@ -485,20 +490,7 @@ impl<'a> BatchWriter<'a> {
                 at: now,
             })
             .await?;
-        let record = SyncRecord {
-            route: self.route.to_owned(),
-            entity: self.entity.to_owned(),
-            ct_id: item.ct_id.clone(),
-            ct_version: item.ct_version,
-            payload_hash: String::new(),
-            omnisend_id: item.in_omnisend.then(|| item.ct_id.clone()),
-            status: RecordStatus::Rejected,
-            batch_id: None,
-            last_error: Some(reason),
-            synced_at: None,
-            seen_run: self.seen_run,
-            refresh_at: None,
-        };
+        let record = self.unsent_record(item, RecordStatus::Rejected, reason);
         self.store.upsert_records(&[record]).await?;
         Ok(())
     }

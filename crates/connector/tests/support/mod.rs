@@ -68,25 +68,8 @@ batch_poll_interval_ms = 50
 [catalog]
 {extra_catalog}
 
-[[stores]]
-key = "us"
-locales = ["en-US", "en"]
-currency = "USD"
-country = "US"
-price_channel = "web-prices"
-supply_channel = "us-warehouse"
-product_url = "https://shop.example.com/{{locale}}/p/{{slug}}"
-omnisend_api_key_env = "KEY_US"
-
-[[stores]]
-key = "eu"
-locales = ["de-DE", "de", "en"]
-currency = "EUR"
-country = "DE"
-supply_channel = "eu-warehouse"
-product_url = "https://shop.example.eu/{{locale}}/produkt/{{slug}}"
-omnisend_api_key_env = "KEY_EU"
-"#
+{stores}"#,
+        stores = emulators::seed::store_routes_toml("KEY_US", "KEY_EU"),
     )
 }
 
