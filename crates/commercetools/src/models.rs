@@ -417,6 +417,304 @@ pub struct ProductType {
     pub last_modified_at: OffsetDateTime,
 }
 
+/// A postal address (`BaseAddress`/`Address`): only the fields the contact sync reads.
+///
+/// Every field but `country` is optional; `country` is required by commercetools but defaults
+/// to `""` here so a malformed address never fails a whole page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    /// Address id, unique within the customer (absent on cart and order addresses).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Title, e.g. `Dr.`.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Salutation, e.g. `Mr.`.
+    #[serde(default)]
+    pub salutation: Option<String>,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Street name.
+    #[serde(default)]
+    pub street_name: Option<String>,
+    /// Street number.
+    #[serde(default)]
+    pub street_number: Option<String>,
+    /// Further information on the street address.
+    #[serde(default)]
+    pub additional_street_info: Option<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// State (e.g. a US state).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// ISO 3166-1 alpha-2 country code (required by commercetools; `""` when missing).
+    #[serde(default)]
+    pub country: String,
+    /// Company name.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Phone number, as entered.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Mobile phone number, as entered.
+    #[serde(default)]
+    pub mobile: Option<String>,
+    /// Email address, as entered.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `CustomFields`: the custom type of a resource and its field values, keyed by field name.
+///
+/// Values keep their JSON shape: Boolean → bool, String/DateTime/Date → string, Enum → the
+/// enum key as a string, Number → number, Set → array, LocalizedString → object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomFields {
+    /// Reference to the `Type` (`{"typeId": "type", "id": "…"}`).
+    #[serde(rename = "type")]
+    pub type_: Reference,
+    /// Field values by field name (unset fields are absent).
+    #[serde(default)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CustomFields {
+    /// The value of the custom field `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.fields.get(name)
+    }
+}
+
+/// A customer (`/customers`, `/in-store/key={storeKey}/customers`): the fields a contact sync
+/// reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    /// Id.
+    pub id: String,
+    /// Version.
+    pub version: i64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+    /// Email address, as stored (commercetools compares it case-insensitively but keeps the
+    /// original spelling).
+    pub email: String,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Middle name.
+    #[serde(default)]
+    pub middle_name: Option<String>,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Salutation.
+    #[serde(default)]
+    pub salutation: Option<String>,
+    /// Date of birth as sent (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub date_of_birth: Option<String>,
+    /// Company name.
+    #[serde(default)]
+    pub company_name: Option<String>,
+    /// Shop-assigned customer number.
+    #[serde(default)]
+    pub customer_number: Option<String>,
+    /// Id in an external system.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Addresses (each with an `id`).
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    /// Id of the default shipping address in `addresses`.
+    #[serde(default)]
+    pub default_shipping_address_id: Option<String>,
+    /// Id of the default billing address in `addresses`.
+    #[serde(default)]
+    pub default_billing_address_id: Option<String>,
+    /// Ids of the shipping addresses in `addresses`.
+    #[serde(default)]
+    pub shipping_address_ids: Vec<String>,
+    /// Ids of the billing addresses in `addresses`.
+    #[serde(default)]
+    pub billing_address_ids: Vec<String>,
+    /// Whether the email address is verified.
+    #[serde(default)]
+    pub is_email_verified: bool,
+    /// The customer group.
+    #[serde(default)]
+    pub customer_group: Option<Reference>,
+    /// Custom fields (e.g. marketing consent; commercetools has no native consent field).
+    #[serde(default)]
+    pub custom: Option<CustomFields>,
+    /// Preferred locale (IETF tag).
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Stores the customer belongs to; empty for a global customer.
+    #[serde(default)]
+    pub stores: Vec<KeyReference>,
+}
+
+impl Customer {
+    /// The address in `addresses` whose id is `id`.
+    pub fn address(&self, id: &str) -> Option<&Address> {
+        self.addresses.iter().find(|a| a.id.as_deref() == Some(id))
+    }
+
+    /// The default shipping address, looked up by `defaultShippingAddressId`.
+    pub fn default_shipping_address(&self) -> Option<&Address> {
+        self.default_shipping_address_id
+            .as_deref()
+            .and_then(|id| self.address(id))
+    }
+
+    /// The default billing address, looked up by `defaultBillingAddressId`.
+    pub fn default_billing_address(&self) -> Option<&Address> {
+        self.default_billing_address_id
+            .as_deref()
+            .and_then(|id| self.address(id))
+    }
+}
+
+/// A customer group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerGroup {
+    /// Id.
+    pub id: String,
+    /// Version.
+    pub version: i64,
+    /// Key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+}
+
+/// A cart: its identity and address fields (line items and prices are not read yet).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    /// Id.
+    pub id: String,
+    /// Version.
+    pub version: i64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+    /// Id of the registered customer the cart belongs to.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Email address of the buyer, as entered.
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// Id of an anonymous session.
+    #[serde(default)]
+    pub anonymous_id: Option<String>,
+    /// The store the cart belongs to.
+    #[serde(default)]
+    pub store: Option<KeyReference>,
+    /// Shipping address.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
+    /// Billing address.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    /// ISO country used for price selection.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Locale.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// `Active`, `Merged`, `Ordered` or `Frozen`.
+    #[serde(default)]
+    pub cart_state: Option<String>,
+    /// Custom fields.
+    #[serde(default)]
+    pub custom: Option<CustomFields>,
+}
+
+/// An order: its identity and address fields (line items and prices are not read yet).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// Id.
+    pub id: String,
+    /// Version.
+    pub version: i64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+    /// Id of the registered customer who ordered; absent for a guest order.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Email address of the buyer, as entered.
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// Id of the anonymous session the order came from.
+    #[serde(default)]
+    pub anonymous_id: Option<String>,
+    /// The store the order belongs to.
+    #[serde(default)]
+    pub store: Option<KeyReference>,
+    /// Shipping address.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
+    /// Billing address.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    /// ISO country used for price selection.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Locale.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Custom fields.
+    #[serde(default)]
+    pub custom: Option<CustomFields>,
+    /// Shop-assigned order number.
+    #[serde(default)]
+    pub order_number: Option<String>,
+    /// `Open`, `Confirmed`, `Complete` or `Cancelled`.
+    #[serde(default)]
+    pub order_state: Option<String>,
+}
+
 macro_rules! keyed {
     ($($t:ty),*) => {$(
         impl Keyed for $t {
@@ -435,5 +733,43 @@ keyed!(
     Category,
     Store,
     Channel,
-    ProductType
+    ProductType,
+    Customer,
+    CustomerGroup,
+    Cart,
+    Order
 );
+
+/// A message (`GET /messages`): one change of one resource. Only the envelope fields are
+/// modelled; the type-specific payload stays in `rest`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Message id.
+    pub id: String,
+    /// Message version.
+    #[serde(default)]
+    pub version: i64,
+    /// When the change happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification of the message.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+    /// `CustomerDeleted`, `OrderCreated`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The changed resource.
+    pub resource: Reference,
+    /// The resource's version after the change.
+    #[serde(default)]
+    pub resource_version: i64,
+    /// Per-resource sequence number (ordering).
+    #[serde(default)]
+    pub sequence_number: i64,
+    /// Type-specific fields.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+keyed!(Message);

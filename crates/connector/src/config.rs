@@ -69,6 +69,13 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+mod contacts;
+pub use contacts::{
+    AddressKind, ChannelConsentSettings, ContactsSettings, CustomFieldSettings, PhoneSource,
+    PrimaryIdentifier, RESERVED_PROPERTIES, RawChannelConsent, RawConsentRule, RawContacts,
+    RawCustomFields, property_name,
+};
+
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly the TOML shape.
 
@@ -162,6 +169,8 @@ pub struct RawStore {
     pub cart_recovery_url: Option<String>,
     /// Name of the env var holding this brand's Omnisend API key.
     pub omnisend_api_key_env: Option<String>,
+    /// Contacts of this store are keyed by `email` (default) or `phone`.
+    pub primary_identifier: Option<String>,
 }
 
 /// The whole file as written.
@@ -180,6 +189,9 @@ pub struct RawSettings {
     /// `[catalog]`.
     #[serde(default)]
     pub catalog: RawCatalog,
+    /// `[contacts]`.
+    #[serde(default)]
+    pub contacts: RawContacts,
     /// `[[stores]]`.
     #[serde(default)]
     pub stores: Vec<RawStore>,
@@ -442,9 +454,39 @@ pub struct StoreSettings {
     pub product_url: UrlTemplate,
     /// Cart recovery URL template.
     pub cart_recovery_url: Option<UrlTemplate>,
-    /// Env var name holding the brand's API key.
+    /// Env var name holding the brand's API key (routes naming the same variable are one
+    /// brand: their contacts are merged).
     pub omnisend_api_key_env: String,
+    /// Identifier contacts are keyed by.
+    pub primary_identifier: PrimaryIdentifier,
 }
+
+/// One Omnisend brand: the store routes sending with one API key variable.
+#[derive(Clone, Debug)]
+pub struct Brand<'a> {
+    /// The API key variable's name (the brand's id in the state store).
+    pub id: String,
+    /// Its routes, in configuration order.
+    pub stores: Vec<&'a StoreSettings>,
+}
+
+impl Brand<'_> {
+    /// The route a commercetools store key belongs to (`None` = global customer → `default`).
+    pub fn route_for(&self, store_key: Option<&str>) -> Option<&StoreSettings> {
+        let key = store_key.unwrap_or(DEFAULT_ROUTE);
+        self.stores.iter().copied().find(|s| s.key == key)
+    }
+
+    /// The primary identifier (the same for all its routes; checked at load).
+    pub fn primary_identifier(&self) -> PrimaryIdentifier {
+        self.stores
+            .first()
+            .map_or(PrimaryIdentifier::Email, |s| s.primary_identifier)
+    }
+}
+
+/// The route key of global (store-less) customers, orders and carts.
+pub const DEFAULT_ROUTE: &str = "default";
 
 /// The checked configuration.
 #[derive(Clone, Debug)]
@@ -457,6 +499,8 @@ pub struct Settings {
     pub state_url: String,
     /// Catalog mapping.
     pub catalog: CatalogSettings,
+    /// Contacts mapping.
+    pub contacts: ContactsSettings,
     /// Store routes.
     pub stores: Vec<StoreSettings>,
 }
@@ -575,6 +619,8 @@ impl Settings {
             delta_overlap: Duration::from_secs(cat.delta_overlap_secs.unwrap_or(60)),
         };
 
+        let contacts = ContactsSettings::from_raw(raw.contacts)?;
+
         if raw.stores.is_empty() {
             return Err(invalid(
                 "stores",
@@ -597,6 +643,25 @@ impl Settings {
                 Ok(store)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for a in &stores {
+            if let Some(b) = stores.iter().find(|b| {
+                b.omnisend_api_key_env == a.omnisend_api_key_env
+                    && b.primary_identifier != a.primary_identifier
+            }) {
+                return Err(invalid(
+                    "stores.primary_identifier",
+                    format!(
+                        "stores {:?} and {:?} share the brand {} but key contacts differently \
+                         ({} and {}); one brand has one primary identifier",
+                        a.key,
+                        b.key,
+                        a.omnisend_api_key_env,
+                        a.primary_identifier.as_str(),
+                        b.primary_identifier.as_str()
+                    ),
+                ));
+            }
+        }
 
         Ok(Settings {
             commercetools: CommercetoolsSettings {
@@ -625,8 +690,32 @@ impl Settings {
             },
             state_url,
             catalog,
+            contacts,
             stores,
         })
+    }
+
+    /// The brands (routes grouped by `omnisend_api_key_env`), in configuration order. With
+    /// `only`, just the brand holding that store.
+    pub fn brands(&self, only: Option<&str>) -> Result<Vec<Brand<'_>>, ConfigError> {
+        let selected = self.select_stores(only)?;
+        let mut out: Vec<Brand<'_>> = Vec::new();
+        for store in &self.stores {
+            if !selected
+                .iter()
+                .any(|s| s.omnisend_api_key_env == store.omnisend_api_key_env)
+            {
+                continue;
+            }
+            match out.iter_mut().find(|b| b.id == store.omnisend_api_key_env) {
+                Some(b) => b.stores.push(store),
+                None => out.push(Brand {
+                    id: store.omnisend_api_key_env.clone(),
+                    stores: vec![store],
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// The stores selected by `--store` (all when `None`).
@@ -677,6 +766,7 @@ fn store_from_raw(i: usize, s: RawStore) -> Result<StoreSettings, ConfigError> {
         .key
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| invalid(k("key"), "is required"))?;
+    let primary_identifier = contacts::primary_from_raw(i, s.primary_identifier)?;
     let locales_raw = s.locales.filter(|l| !l.is_empty()).ok_or_else(|| {
         invalid(
             k("locales"),
@@ -750,6 +840,7 @@ fn store_from_raw(i: usize, s: RawStore) -> Result<StoreSettings, ConfigError> {
         product_url,
         cart_recovery_url,
         omnisend_api_key_env,
+        primary_identifier,
     })
 }
 

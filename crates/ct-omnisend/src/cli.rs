@@ -12,6 +12,7 @@ use connector::app;
 use connector::config::Settings;
 use connector::store::{RejectedFilter, StateStore};
 use connector::sync::catalog::{CatalogOptions, CatalogSync};
+use connector::sync::contacts::{ContactOptions, ContactSync};
 
 use crate::output::{self, LogFormat};
 
@@ -72,7 +73,7 @@ pub enum Command {
 pub enum Entity {
     /// Categories and products.
     Catalog,
-    /// Customers (arrives with the contacts issue).
+    /// Customers and guests → contacts, per brand.
     Customers,
     /// Orders (arrives with the events issue).
     Orders,
@@ -188,23 +189,24 @@ pub async fn sync(
     args: &SyncArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    match args.entity {
-        Entity::Catalog | Entity::All => {}
-        Entity::Customers => {
-            bail!("sync customers is not available in this version yet (contacts issue)")
-        }
+    let (catalog, customers) = match args.entity {
+        Entity::Catalog => (true, false),
+        Entity::Customers => (false, true),
+        Entity::All => (true, true),
         Entity::Orders => bail!("sync orders is not available in this version yet (events issue)"),
-    }
+    };
     if args.json && args.dry_run.as_deref() == Some("-") {
         bail!(
             "--json and --dry-run without FILE would both write to stdout: use --dry-run FILE with --json"
         );
     }
-    // With --store, only that store's brand key is needed.
+    // With --store, only that store's brand key is needed (contacts run the whole brand: its
+    // stores' customers merge into one set of contacts).
     let mut scoped = settings.clone();
     scoped.stores = settings
-        .select_stores(args.store.as_deref())?
+        .brands(args.store.as_deref())?
         .into_iter()
+        .flat_map(|b| b.stores)
         .cloned()
         .collect();
     let settings = &scoped;
@@ -230,17 +232,38 @@ pub async fn sync(
     };
     let ct = app::commercetools_client(settings)?;
     let sinks = app::sinks(settings, env, dry_output.clone())?;
-    let engine = CatalogSync::new(ct, store, settings.clone(), sinks);
     let bars = output::Bars::new(!args.json && args.dry_run.as_deref() != Some("-"));
-    let summaries = engine
-        .run(
-            &CatalogOptions {
-                full: args.full,
-                store: args.store.clone(),
-            },
-            &|p| bars.update(p.store, p.entity, p.seen),
-        )
-        .await;
+    let summaries = async {
+        let mut out = Vec::new();
+        if catalog {
+            let engine =
+                CatalogSync::new(ct.clone(), store.clone(), settings.clone(), sinks.clone());
+            out.extend(
+                engine
+                    .run(
+                        &CatalogOptions {
+                            full: args.full,
+                            store: args.store.clone(),
+                        },
+                        &|p| bars.update(p.store, p.entity, p.seen),
+                    )
+                    .await?,
+            );
+        }
+        if customers {
+            let engine = ContactSync::new(ct, store, settings.clone(), sinks);
+            out.extend(
+                engine
+                    .run(&ContactOptions {
+                        full: args.full,
+                        store: args.store.clone(),
+                    })
+                    .await?,
+            );
+        }
+        Ok::<_, connector::sync::SyncError>(out)
+    }
+    .await;
     bars.finish();
     if let Some(out) = dry_output {
         out.lock().unwrap_or_else(|e| e.into_inner()).flush()?;

@@ -1,6 +1,7 @@
 //! Client for the Omnisend API, version 2026-03-15 (`https://api.omnisend.com/api`).
 //!
 //! * [`models`]: request and response bodies of the catalog and batch endpoints, with limits.
+//! * [`contacts`]: the contact request body (`ContactRequest`).
 //! * [`OmnisendClient`]: products, categories, batches, contacts and events over one
 //!   `reqwest::Client`, with retries ([`retry`]) and per-brand rate control ([`rate`]).
 //! * [`problem`]: RFC 9457 problem bodies; [`OmnisendError`]: what a call can fail with.
@@ -16,6 +17,7 @@
 pub mod batches;
 pub mod client;
 pub mod config;
+pub mod contacts;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Pure mapping from commercetools models to Omnisend request bodies.
 
 pub mod catalog;
+pub mod contacts;
 pub mod text;
 
 use serde::Serialize;

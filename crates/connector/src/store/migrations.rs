@@ -35,6 +35,11 @@ const SQLITE: &[Embedded] = &[
         description: "refresh_at",
         sql: include_str!("../../migrations/sqlite/0002_refresh_at.sql"),
     },
+    Embedded {
+        version: 3,
+        description: "contacts",
+        sql: include_str!("../../migrations/sqlite/0003_contacts.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -47,6 +52,11 @@ const POSTGRES: &[Embedded] = &[
         version: 2,
         description: "refresh_at",
         sql: include_str!("../../migrations/postgres/0002_refresh_at.sql"),
+    },
+    Embedded {
+        version: 3,
+        description: "contacts",
+        sql: include_str!("../../migrations/postgres/0003_contacts.sql"),
     },
 ];
 

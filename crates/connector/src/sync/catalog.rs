@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::pages::ReadAhead;
 use super::sink::Sink;
-use super::writer::{BatchWriter, Planned, Target, refusal};
+use super::writer::{BatchWriter, ItemKey, Planned, Target, refusal};
 use super::{Mode, RunSummary, SyncError};
 use crate::config::{Settings, StoreSettings, UnpublishedPolicy};
 use crate::mapping::catalog::{CatalogContext, map_category, map_product, next_price_change};
@@ -294,7 +294,7 @@ impl CatalogSync {
                 route: key,
                 entity: CATEGORIES,
                 endpoint: BatchEndpoint::Categories,
-                id_field: "categoryID",
+                id_field: ItemKey::Field("categoryID"),
             };
             let mut writer = BatchWriter::new(
                 target,
@@ -390,7 +390,7 @@ impl CatalogSync {
                 route: key,
                 entity: PRODUCTS,
                 endpoint: BatchEndpoint::Products,
-                id_field: "id",
+                id_field: ItemKey::Field("id"),
             };
             let mut writer = BatchWriter::new(
                 target,

@@ -2,6 +2,7 @@
 //! through `/batches`, with run statistics and rejected records in the state store.
 
 pub mod catalog;
+pub mod contacts;
 pub mod pages;
 pub mod sink;
 pub mod writer;

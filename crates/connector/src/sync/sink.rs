@@ -113,6 +113,23 @@ impl Sink {
         }
     }
 
+    /// `POST /contacts`; returns Omnisend's contact id when it gave one.
+    pub async fn post_contact(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Option<String>, OmnisendError> {
+        match self {
+            Sink::Live(c) => Ok(c
+                .post_contact(body)
+                .await?
+                .get("contactID")
+                .or_else(|| body.get("id"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)),
+            Sink::DryRun(d) => d.write("POST", "/contacts", Some(body)).map(|_| None),
+        }
+    }
+
     /// Deletes a category.
     pub async fn delete_category(&self, id: &str) -> Result<Deleted, OmnisendError> {
         match self {

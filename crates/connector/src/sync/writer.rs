@@ -41,6 +41,8 @@ pub struct Planned {
     in_omnisend: bool,
     /// When the record must be mapped again regardless of changes (a price validity boundary).
     refresh_at: Option<OffsetDateTime>,
+    /// The id Omnisend echoes for this item (see [`ItemKey`]); `ct_id` unless set.
+    match_id: Option<String>,
 }
 
 impl Planned {
@@ -54,7 +56,19 @@ impl Planned {
             attempts: 0,
             in_omnisend: false,
             refresh_at: None,
+            match_id: None,
         }
+    }
+
+    /// Sets the id Omnisend echoes for this item when it differs from `ct_id` (a contact is
+    /// stored under a hash of its email but echoed with the email itself).
+    pub fn match_id(mut self, id: String) -> Self {
+        self.match_id = Some(id);
+        self
+    }
+
+    fn echo_id(&self) -> &str {
+        self.match_id.as_deref().unwrap_or(&self.ct_id)
     }
 
     /// Sets when the record must be mapped again although it did not change.
@@ -79,8 +93,17 @@ pub struct Target<'a> {
     pub entity: &'static str,
     /// Batch endpoint.
     pub endpoint: BatchEndpoint,
-    /// Field of the item body holding the id (`id`, `categoryID`).
-    pub id_field: &'static str,
+    /// Where an echoed item body holds its id.
+    pub id_field: ItemKey,
+}
+
+/// Where a batch item's echoed request holds the id that matches it to its planned write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKey {
+    /// A top-level string field (`id`, `categoryID`).
+    Field(&'static str),
+    /// `identifiers[0].id` (contacts).
+    FirstIdentifier,
 }
 
 /// Batching writer for one (route, entity).
@@ -88,7 +111,7 @@ pub struct BatchWriter<'a> {
     route: &'a str,
     entity: &'static str,
     endpoint: BatchEndpoint,
-    id_field: &'static str,
+    id_field: ItemKey,
     sink: &'a Sink,
     store: &'a StateStore,
     batch_size: usize,
@@ -317,14 +340,14 @@ impl<'a> BatchWriter<'a> {
         let matched = pb
             .items
             .iter()
-            .filter(|i| failure_of(&i.ct_id).is_some())
+            .filter(|i| failure_of(i.echo_id()).is_some())
             .count();
         let reported = batch.map_or(0, |b| (b.errors_count as usize).max(b.errors.len()));
         let uncertain = batch.is_none_or(|b| b.status == "stopped") || reported > matched;
         let mut done = Vec::new();
         for item in pb.items {
-            match failure_of(&item.ct_id) {
-                None if !uncertain || self.item_answered(batch, &item.ct_id) => done.push(item),
+            match failure_of(item.echo_id()) {
+                None if !uncertain || self.item_answered(batch, item.echo_id()) => done.push(item),
                 None => {
                     self.retry_later(
                         item,
@@ -540,7 +563,11 @@ pub fn problem_summary(p: &omnisend::problem::Problem) -> String {
     }
 }
 
-/// The id a batch item's echoed request carries in `id_field`.
-fn item_id<'a>(item: &'a BatchItem, id_field: &str) -> Option<&'a str> {
-    item.request.as_ref()?.get(id_field)?.as_str()
+/// The id a batch item's echoed request carries.
+fn item_id(item: &BatchItem, key: ItemKey) -> Option<&str> {
+    let request = item.request.as_ref()?;
+    match key {
+        ItemKey::Field(f) => request.get(f)?.as_str(),
+        ItemKey::FirstIdentifier => request.get("identifiers")?.get(0)?.get("id")?.as_str(),
+    }
 }

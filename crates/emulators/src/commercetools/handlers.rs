@@ -10,7 +10,10 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::predicate::{COMMON_FIELDS, FieldDef, PRODUCT_FIELDS};
+use super::predicate::{
+    CART_FIELDS, COMMON_FIELDS, CUSTOMER_FIELDS, FieldDef, MESSAGE_FIELDS, ORDER_FIELDS,
+    PRODUCT_FIELDS,
+};
 use super::query::parse_params;
 use super::{CtState, Shared, Token, lock};
 use crate::faults::Injected;
@@ -23,6 +26,11 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/{pk}", get(project))
         .route("/{pk}/{resource}", get(query))
         .route("/{pk}/{resource}/{id}", get(by_id))
+        .route("/{pk}/in-store/{store}/{resource}", get(in_store_query))
+        .route(
+            "/{pk}/in-store/{store}/{resource}/{id}",
+            get(in_store_by_id),
+        )
         .fallback(not_found_route)
         .layer(middleware::from_fn_with_state(shared.clone(), guard))
         .with_state(shared)
@@ -240,6 +248,12 @@ enum Resource {
     Stores,
     Channels,
     ProductTypes,
+    Customers,
+    CustomerGroups,
+    Types,
+    Carts,
+    Orders,
+    Messages,
 }
 
 impl Resource {
@@ -251,6 +265,12 @@ impl Resource {
             "stores" => Self::Stores,
             "channels" => Self::Channels,
             "product-types" => Self::ProductTypes,
+            "customers" => Self::Customers,
+            "customer-groups" => Self::CustomerGroups,
+            "types" => Self::Types,
+            "carts" => Self::Carts,
+            "orders" => Self::Orders,
+            "messages" => Self::Messages,
             _ => return None,
         })
     }
@@ -258,6 +278,10 @@ impl Resource {
     fn fields(self) -> &'static [FieldDef] {
         match self {
             Self::Products | Self::ProductProjections => PRODUCT_FIELDS,
+            Self::Customers => CUSTOMER_FIELDS,
+            Self::Carts => CART_FIELDS,
+            Self::Orders => ORDER_FIELDS,
+            Self::Messages => MESSAGE_FIELDS,
             _ => COMMON_FIELDS,
         }
     }
@@ -269,7 +293,72 @@ impl Resource {
             Self::Stores => &s.stores,
             Self::Channels => &s.channels,
             Self::ProductTypes => &s.product_types,
+            Self::Customers => &s.customers,
+            Self::CustomerGroups => &s.customer_groups,
+            Self::Types => &s.types,
+            Self::Carts => &s.carts,
+            Self::Orders => &s.orders,
+            Self::Messages => &s.messages,
         }
+    }
+
+    /// Whether the resource has an in-store variant (`/in-store/key={storeKey}/...`).
+    fn is_store_scoped(self) -> bool {
+        matches!(self, Self::Customers | Self::Carts | Self::Orders)
+    }
+
+    /// Whether `v` belongs to the store `key`: customers whose `stores` contain
+    /// `{typeId: "store", key}`, carts and orders whose `store.key` is `key`.
+    fn in_store(self, v: &Value, key: &str) -> bool {
+        match self {
+            Self::Customers => v
+                .get("stores")
+                .and_then(Value::as_array)
+                .is_some_and(|stores| {
+                    stores.iter().any(|r| {
+                        r.get("key").and_then(Value::as_str) == Some(key)
+                            && r.get("typeId")
+                                .and_then(Value::as_str)
+                                .is_none_or(|t| t == "store")
+                    })
+                }),
+            Self::Carts | Self::Orders => {
+                v.get("store")
+                    .and_then(|s| s.get("key"))
+                    .and_then(Value::as_str)
+                    == Some(key)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Resolves the `key={storeKey}` segment of an in-store path for resource `res`: the store key,
+/// or the 404 to answer (resource without in-store variant, malformed segment, unknown store).
+fn in_store_key(
+    s: &CtState,
+    res: Resource,
+    segment: &str,
+    path: &str,
+) -> Result<String, Box<Response>> {
+    if !res.is_store_scoped() {
+        return Err(Box::new(unknown_resource(path)));
+    }
+    let Some(key) = segment.strip_prefix("key=") else {
+        return Err(Box::new(unknown_resource(path)));
+    };
+    let known = s
+        .stores
+        .values()
+        .any(|st| st.get("key").and_then(Value::as_str) == Some(key));
+    if known {
+        Ok(key.to_owned())
+    } else {
+        Err(Box::new(ct_error(
+            404,
+            "ResourceNotFound",
+            &format!("The Store with key '{key}' was not found."),
+        )))
     }
 }
 
@@ -336,16 +425,42 @@ async fn query(
     Path((_pk, resource)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(res) = Resource::parse(&resource) else {
-        return unknown_resource(&resource);
+    run_query(&shared, &resource, None, raw.as_deref())
+}
+
+/// `GET /{projectKey}/in-store/key={storeKey}/{resource}` — the in-store query endpoint of
+/// customers, carts and orders.
+async fn in_store_query(
+    State(shared): State<Shared>,
+    Path((_pk, store, resource)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    run_query(&shared, &resource, Some(&store), raw.as_deref())
+}
+
+/// A query over `resource`, restricted to the store of the in-store path segment `store`
+/// (`key={storeKey}`) when given.
+fn run_query(shared: &Shared, resource: &str, store: Option<&str>, raw: Option<&str>) -> Response {
+    let Some(res) = Resource::parse(resource) else {
+        return unknown_resource(resource);
     };
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw);
     let params = match parse_params(&pairs, res.fields()) {
         Ok(p) => p,
         Err(msg) => return ct_error(400, "InvalidInput", &msg),
     };
-    let s = lock(&shared);
-    let items = res.store(&s).values();
+    let s = lock(shared);
+    let store_key = match store {
+        None => None,
+        Some(segment) => match in_store_key(&s, res, segment, resource) {
+            Ok(k) => Some(k),
+            Err(resp) => return *resp,
+        },
+    };
+    let items = res
+        .store(&s)
+        .values()
+        .filter(|v| store_key.as_deref().is_none_or(|k| res.in_store(v, k)));
     let body = if res == Resource::ProductProjections {
         let staged = params.staged;
         let visible =
@@ -370,26 +485,56 @@ async fn by_id(
     Path((_pk, resource, id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(res) = Resource::parse(&resource) else {
-        return unknown_resource(&resource);
+    lookup(&shared, &resource, None, &id, raw.as_deref())
+}
+
+/// `GET /{projectKey}/in-store/key={storeKey}/{resource}/{id}` and `.../key={key}`: only
+/// resources of that store are found.
+async fn in_store_by_id(
+    State(shared): State<Shared>,
+    Path((_pk, store, resource, id)): Path<(String, String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    lookup(&shared, &resource, Some(&store), &id, raw.as_deref())
+}
+
+/// One resource by id or `key={key}`, restricted to the store of the in-store path segment
+/// `store` when given.
+fn lookup(
+    shared: &Shared,
+    resource: &str,
+    store: Option<&str>,
+    id: &str,
+    raw: Option<&str>,
+) -> Response {
+    let Some(res) = Resource::parse(resource) else {
+        return unknown_resource(resource);
     };
-    let staged = query_pairs(raw.as_deref())
+    let staged = query_pairs(raw)
         .iter()
         .any(|(k, v)| k == "staged" && v == "true");
-    let s = lock(&shared);
-    let store = res.store(&s);
+    let s = lock(shared);
+    let store_key = match store {
+        None => None,
+        Some(segment) => match in_store_key(&s, res, segment, resource) {
+            Ok(k) => Some(k),
+            Err(resp) => return *resp,
+        },
+    };
+    let collection = res.store(&s);
     let (found, not_found_msg) = match id.strip_prefix("key=") {
         Some(key) => (
-            store
+            collection
                 .values()
                 .find(|v| v.get("key").and_then(Value::as_str) == Some(key)),
             format!("The Resource with key '{key}' was not found."),
         ),
         None => (
-            store.get(&id),
+            collection.get(id),
             format!("The Resource with ID '{id}' was not found."),
         ),
     };
+    let found = found.filter(|v| store_key.as_deref().is_none_or(|k| res.in_store(v, k)));
     let body = match (res, found) {
         (Resource::ProductProjections, Some(p)) => projection(p, staged),
         (_, found) => found.cloned(),

@@ -4,6 +4,12 @@
 //! (`{api_url}/{projectKey}/...`). Resources are stored as JSON exactly as given; the product
 //! projection endpoints derive projections from the stored `Product`s on the fly.
 //!
+//! Customers, carts and orders are also served under
+//! `{api_url}/{projectKey}/in-store/key={storeKey}/{customers|carts|orders}[/{id}|/key={key}]`:
+//! customers whose `stores` contain the store, carts and orders whose `store.key` is the store's
+//! key. A store key unknown to the emulator (see [`CtEmulator::seed`]) answers 404
+//! `ResourceNotFound`.
+//!
 //! Faults ([`Faults`]) apply to the authenticated API endpoints only, never to the token
 //! endpoint (latency applies to both). Injected statuses: 429, 500, 502, 503 (`OverCapacity`).
 
@@ -19,6 +25,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
+use crate::customers::CustomerData;
 use crate::faults::{FaultInjector, Faults};
 use crate::seed::{self, CatalogData};
 use crate::util::{format_ms, now_ms, parse_rfc3339};
@@ -70,12 +77,28 @@ pub(crate) struct CtState {
     pub stores: BTreeMap<String, Value>,
     pub channels: BTreeMap<String, Value>,
     pub product_types: BTreeMap<String, Value>,
+    pub customers: BTreeMap<String, Value>,
+    pub customer_groups: BTreeMap<String, Value>,
+    pub types: BTreeMap<String, Value>,
+    /// Messages (`GET /messages`), recorded for deletions made through the emulator.
+    pub messages: BTreeMap<String, Value>,
+    pub carts: BTreeMap<String, Value>,
+    pub orders: BTreeMap<String, Value>,
     pub faults: FaultInjector,
     pub request_count: u64,
     last_stamp: Option<OffsetDateTime>,
 }
 
 pub(crate) type Shared = Arc<Mutex<CtState>>;
+
+/// The collections whose resources can be edited through [`CtEmulator`].
+#[derive(Clone, Copy, Debug)]
+enum Editable {
+    Products,
+    Customers,
+    Carts,
+    Orders,
+}
 
 pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, CtState> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
@@ -99,17 +122,40 @@ impl CtState {
         format_ms(t)
     }
 
-    /// Applies `f` to a stored product and bumps `version` and `lastModifiedAt`.
-    fn touch_product(&mut self, id: &str, f: impl FnOnce(&mut Value)) {
-        let Some(mut p) = self.products.remove(id) else {
+    fn editable(&mut self, which: Editable) -> &mut BTreeMap<String, Value> {
+        match which {
+            Editable::Products => &mut self.products,
+            Editable::Customers => &mut self.customers,
+            Editable::Carts => &mut self.carts,
+            Editable::Orders => &mut self.orders,
+        }
+    }
+
+    /// Applies `f` to a stored resource and bumps `version` and `lastModifiedAt`. Unknown ids
+    /// are ignored.
+    fn touch(&mut self, which: Editable, id: &str, f: impl FnOnce(&mut Value)) {
+        let Some(mut v) = self.editable(which).remove(id) else {
             return;
         };
-        f(&mut p);
-        let version = p["version"].as_u64().unwrap_or(0) + 1;
-        p["version"] = json!(version);
-        let stamp = self.next_stamp(p.get("lastModifiedAt"));
-        p["lastModifiedAt"] = json!(stamp);
-        self.products.insert(id.to_owned(), p);
+        f(&mut v);
+        let version = v["version"].as_u64().unwrap_or(0) + 1;
+        v["version"] = json!(version);
+        let stamp = self.next_stamp(v.get("lastModifiedAt"));
+        v["lastModifiedAt"] = json!(stamp);
+        self.editable(which).insert(id.to_owned(), v);
+    }
+
+    /// Applies `f` to a stored product and bumps `version` and `lastModifiedAt`.
+    fn touch_product(&mut self, id: &str, f: impl FnOnce(&mut Value)) {
+        self.touch(Editable::Products, id, f);
+    }
+
+    /// Inserts `v` into `which` under its `id` (ignored without a string `id`).
+    fn put(&mut self, which: Editable, v: Value) {
+        if let Some(id) = v.get("id").and_then(Value::as_str) {
+            let id = id.to_owned();
+            self.editable(which).insert(id, v);
+        }
     }
 }
 
@@ -143,6 +189,12 @@ impl CtEmulator {
             stores: BTreeMap::new(),
             channels: BTreeMap::new(),
             product_types: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            customer_groups: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            types: BTreeMap::new(),
+            carts: BTreeMap::new(),
+            orders: BTreeMap::new(),
             faults: FaultInjector::new(cfg.faults),
             request_count: 0,
             last_stamp: None,
@@ -258,6 +310,99 @@ impl CtEmulator {
     /// Number of stored products.
     pub fn product_count(&self) -> usize {
         lock(&self.shared).products.len()
+    }
+
+    /// Loads customer groups, types, customers, carts and orders (replacing same ids). Stores
+    /// are not created: the in-store endpoints serve only stores loaded by [`CtEmulator::seed`]
+    /// (the generated catalog has `us` and `eu`).
+    pub fn seed_customers(&self, data: &CustomerData) {
+        let mut s = lock(&self.shared);
+        s.customer_groups.extend(by_id(&data.customer_groups));
+        s.types.extend(by_id(&data.types));
+        s.customers.extend(by_id(&data.customers));
+        s.carts.extend(by_id(&data.carts));
+        s.orders.extend(by_id(&data.orders));
+    }
+
+    /// Inserts or replaces a `Customer` exactly as given (ignored without a string `id`).
+    pub fn put_customer(&self, customer: Value) {
+        lock(&self.shared).put(Editable::Customers, customer);
+    }
+
+    /// Edits a stored customer: applies `f` to the stored JSON, then increments `version` and
+    /// sets `lastModifiedAt` to now (strictly increasing, ms precision), like
+    /// [`CtEmulator::update_product`]. Unknown ids are ignored.
+    pub fn update_customer(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        lock(&self.shared).touch(Editable::Customers, id, f);
+    }
+
+    /// Deletes a customer and records a `CustomerDeleted` message, as a project with messages
+    /// enabled does.
+    pub fn delete_customer(&self, id: &str) {
+        let mut s = lock(&self.shared);
+        let Some(customer) = s.customers.remove(id) else {
+            return;
+        };
+        let stamp = s.next_stamp(None);
+        let n = s.messages.len() as u64;
+        let message_id = uuid::Uuid::from_u64_pair(0x6d65_7373_6167_6500, n + 1).to_string();
+        let version = customer["version"].as_i64().unwrap_or(1) + 1;
+        s.messages.insert(
+            message_id.clone(),
+            json!({
+                "id": message_id, "version": 1, "sequenceNumber": version,
+                "resource": {"typeId": "customer", "id": id},
+                "resourceVersion": version, "type": "CustomerDeleted",
+                "createdAt": stamp, "lastModifiedAt": stamp,
+            }),
+        );
+    }
+
+    /// Recorded messages.
+    pub fn messages(&self) -> Vec<Value> {
+        lock(&self.shared).messages.values().cloned().collect()
+    }
+
+    /// The stored `Customer`.
+    pub fn customer(&self, id: &str) -> Option<Value> {
+        lock(&self.shared).customers.get(id).cloned()
+    }
+
+    /// Number of stored customers.
+    pub fn customer_count(&self) -> usize {
+        lock(&self.shared).customers.len()
+    }
+
+    /// Inserts or replaces an `Order` exactly as given (ignored without a string `id`).
+    pub fn put_order(&self, order: Value) {
+        lock(&self.shared).put(Editable::Orders, order);
+    }
+
+    /// Edits a stored order like [`CtEmulator::update_customer`] (bumps `version` and
+    /// `lastModifiedAt`). Unknown ids are ignored.
+    pub fn update_order(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        lock(&self.shared).touch(Editable::Orders, id, f);
+    }
+
+    /// The stored `Order`.
+    pub fn order(&self, id: &str) -> Option<Value> {
+        lock(&self.shared).orders.get(id).cloned()
+    }
+
+    /// Inserts or replaces a `Cart` exactly as given (ignored without a string `id`).
+    pub fn put_cart(&self, cart: Value) {
+        lock(&self.shared).put(Editable::Carts, cart);
+    }
+
+    /// Edits a stored cart like [`CtEmulator::update_customer`] (bumps `version` and
+    /// `lastModifiedAt`). Unknown ids are ignored.
+    pub fn update_cart(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        lock(&self.shared).touch(Editable::Carts, id, f);
+    }
+
+    /// The stored `Cart`.
+    pub fn cart(&self, id: &str) -> Option<Value> {
+        lock(&self.shared).carts.get(id).cloned()
     }
 
     /// Invalidates every issued token; the next API call with one gets 401 `invalid_token`.

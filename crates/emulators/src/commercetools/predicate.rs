@@ -78,6 +78,57 @@ pub(crate) const PRODUCT_FIELDS: &[FieldDef] = &[
     ),
 ];
 
+/// Fields of customers: the common ones plus `email` and `customerNumber`.
+/// Fields of messages.
+pub(crate) const MESSAGE_FIELDS: &[FieldDef] = &[
+    f("id", &["id"], FieldType::Str),
+    f("version", &["version"], FieldType::Num),
+    f("createdAt", &["createdAt"], FieldType::DateTime),
+    f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
+    f("type", &["type"], FieldType::Str),
+    f("resource(id)", &["resource", "id"], FieldType::Str),
+];
+
+pub(crate) const CUSTOMER_FIELDS: &[FieldDef] = &[
+    f("id", &["id"], FieldType::Str),
+    f("key", &["key"], FieldType::Str),
+    f("version", &["version"], FieldType::Num),
+    f("createdAt", &["createdAt"], FieldType::DateTime),
+    f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
+    f("email", &["email"], FieldType::Str),
+    f("customerNumber", &["customerNumber"], FieldType::Str),
+];
+
+/// Fields of carts: the common ones plus the buyer's identity, `cartState` and `store(key)`.
+pub(crate) const CART_FIELDS: &[FieldDef] = &[
+    f("id", &["id"], FieldType::Str),
+    f("key", &["key"], FieldType::Str),
+    f("version", &["version"], FieldType::Num),
+    f("createdAt", &["createdAt"], FieldType::DateTime),
+    f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
+    f("customerId", &["customerId"], FieldType::Str),
+    f("customerEmail", &["customerEmail"], FieldType::Str),
+    f("anonymousId", &["anonymousId"], FieldType::Str),
+    f("cartState", &["cartState"], FieldType::Str),
+    f("store.key", &["store", "key"], FieldType::Str),
+];
+
+/// Fields of orders: the common ones plus the buyer's identity, `orderNumber`, `orderState` and
+/// `store(key)`.
+pub(crate) const ORDER_FIELDS: &[FieldDef] = &[
+    f("id", &["id"], FieldType::Str),
+    f("key", &["key"], FieldType::Str),
+    f("version", &["version"], FieldType::Num),
+    f("createdAt", &["createdAt"], FieldType::DateTime),
+    f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
+    f("customerId", &["customerId"], FieldType::Str),
+    f("customerEmail", &["customerEmail"], FieldType::Str),
+    f("anonymousId", &["anonymousId"], FieldType::Str),
+    f("orderNumber", &["orderNumber"], FieldType::Str),
+    f("orderState", &["orderState"], FieldType::Str),
+    f("store.key", &["store", "key"], FieldType::Str),
+];
+
 /// Looks a field up by its (dotted) predicate name.
 pub(crate) fn find_field(fields: &'static [FieldDef], name: &str) -> Option<&'static FieldDef> {
     fields.iter().find(|f| f.name == name)
@@ -548,6 +599,21 @@ mod tests {
         assert!(!pr.matches(&json!({"id": "a", "key": "k", "masterData": {"published": true}})));
         assert!(!pr.matches(&json!({"id": "c", "masterData": {"published": true}})));
         assert!(p("version >= 2").unwrap().matches(&json!({"version": 3})));
+    }
+
+    #[test]
+    fn cart_fields_include_buyer_identity_and_nested_store_key() {
+        let pr = parse(
+            r#"customerEmail = "a@example.org" and store(key = "eu") and customerId is not defined"#,
+            CART_FIELDS,
+        )
+        .unwrap();
+        assert!(pr.matches(
+            &json!({"customerEmail": "a@example.org", "store": {"typeId": "store", "key": "eu"}})
+        ));
+        assert!(!pr.matches(&json!({"customerEmail": "a@example.org", "store": {"key": "us"}})));
+        assert!(parse(r#"email = "x""#, CART_FIELDS).is_err());
+        assert!(parse(r#"email = "x""#, CUSTOMER_FIELDS).is_ok());
     }
 
     #[test]

@@ -1,0 +1,611 @@
+//! Contact state: which commercetools members make up which Omnisend contact.
+//!
+//! The contact sync merges several commercetools *members* — customers, and
+//! guests (member ids starting with `guest:`) known only from their orders —
+//! into one Omnisend contact per brand, identified by a *contact key*. Two
+//! tables (migration `0003_contacts`) hold that state:
+//!
+//! * `contact_members` — one [`MemberRow`] per (brand, member id): the contact
+//!   key the member is merged into, an optional *secondary* identifier (a
+//!   value, e.g. a phone number, that only one contact may hold: the member
+//!   with the smallest `(created_at, member_id)` owns it, see
+//!   [`StateStore::secondary_owners`]), the member's commercetools timestamps,
+//!   the id of the last full run that saw it upstream (`seen_run`, for
+//!   deletion detection as with [`StateStore::unseen_records`]) and `facts`:
+//!   what the member contributes to the merged contact, as JSON.
+//! * `contact_retired` — one [`RetiredRow`] per (brand, contact key) of a
+//!   contact that was retired, with a reason and a JSON body.
+//!
+//! # Personal data
+//!
+//! `facts` contain personal data such as e-mail addresses, phone numbers and
+//! names (a retired row's `body` may too, and so may the contact key and
+//! `secondary` themselves). Erasing a person deletes their member rows
+//! ([`StateStore::delete_members`]) — that is what removes the facts — and
+//! blanks the payloads of their rejected records
+//! ([`StateStore::scrub_rejected`]); retired rows are removed with
+//! [`StateStore::delete_retired`].
+//!
+//! Key columns compare bytewise on both backends (Postgres columns are
+//! `COLLATE "C"`), so orderings by member id or contact key match Rust's
+//! `str` ordering.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::rows::{StoreRow, from_ms, to_ms};
+use super::{Backend, ID_CHUNK, Pool, StateStore, StoreError};
+
+/// State of one member (customer or guest) of a contact, per brand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberRow {
+    /// Brand (Omnisend account) the member is synced to.
+    pub brand: String,
+    /// commercetools customer id, or `guest:…` for a guest.
+    pub member_id: String,
+    /// Key of the Omnisend contact the member is merged into.
+    pub contact_key: String,
+    /// Secondary identifier (e.g. a phone number) that only one contact may
+    /// hold; see [`StateStore::secondary_owners`].
+    pub secondary: Option<String>,
+    /// When the member was created (millisecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the member was last modified (millisecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub modified_at: OffsetDateTime,
+    /// What the member contributes to the merged contact. **Personal data**:
+    /// erasure deletes the row.
+    pub facts: serde_json::Value,
+    /// Id of the last full run that saw the member upstream.
+    pub seen_run: Option<i64>,
+}
+
+/// A retired contact key of a brand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetiredRow {
+    /// Brand (Omnisend account) of the contact.
+    pub brand: String,
+    /// Key of the retired contact.
+    pub contact_key: String,
+    /// Why the contact was retired.
+    pub reason: String,
+    /// JSON detail recorded with the retirement (may hold personal data).
+    pub body: serde_json::Value,
+    /// When the contact was retired (millisecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A member that [`StateStore::upsert_members`] moved to another contact key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyChange {
+    /// The member (of the upserted row's brand).
+    pub member_id: String,
+    /// The contact key the member had before the upsert.
+    pub previous_key: String,
+    /// The member's facts before the upsert.
+    pub previous_facts: serde_json::Value,
+}
+
+/// Columns read by [`member_from_row`], for `concat!` into SQL.
+macro_rules! member_columns {
+    () => {
+        "brand, member_id, contact_key, secondary, created_at, modified_at, facts, seen_run"
+    };
+}
+
+/// Columns read by [`retired_from_row`].
+macro_rules! retired_columns {
+    () => {
+        "brand, contact_key, reason, body, created_at"
+    };
+}
+
+const UPSERT_MEMBER: &str = "INSERT INTO contact_members (brand, member_id, contact_key, \
+     secondary, created_at, modified_at, facts, seen_run) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (brand, member_id) DO UPDATE SET \
+     contact_key = excluded.contact_key, secondary = excluded.secondary, \
+     created_at = excluded.created_at, modified_at = excluded.modified_at, \
+     facts = excluded.facts, \
+     seen_run = COALESCE(excluded.seen_run, contact_members.seen_run)";
+
+fn time_col<R: StoreRow>(row: &R, column: &'static str) -> Result<OffsetDateTime, StoreError> {
+    from_ms(column, row.int(column)?)
+}
+
+fn json_col<R: StoreRow>(row: &R, column: &'static str) -> Result<serde_json::Value, StoreError> {
+    row.opt_json(column)?.ok_or_else(|| StoreError::Corrupt {
+        column,
+        value: "NULL".to_owned(),
+    })
+}
+
+fn member_from_row<R: StoreRow>(row: &R) -> Result<MemberRow, StoreError> {
+    Ok(MemberRow {
+        brand: row.text("brand")?,
+        member_id: row.text("member_id")?,
+        contact_key: row.text("contact_key")?,
+        secondary: row.opt_text("secondary")?,
+        created_at: time_col(row, "created_at")?,
+        modified_at: time_col(row, "modified_at")?,
+        facts: json_col(row, "facts")?,
+        seen_run: row.opt_int("seen_run")?,
+    })
+}
+
+fn retired_from_row<R: StoreRow>(row: &R) -> Result<RetiredRow, StoreError> {
+    Ok(RetiredRow {
+        brand: row.text("brand")?,
+        contact_key: row.text("contact_key")?,
+        reason: row.text("reason")?,
+        body: json_col(row, "body")?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+/// `values` sorted and without duplicates, so chunks never overlap.
+fn distinct(values: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = values.iter().map(String::as_str).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl StateStore {
+    // ---- contact members ---------------------------------------------------------
+
+    /// Inserts or replaces `rows` (keyed by brand and member id) in one
+    /// transaction; `seen_run: None` keeps the stored run. Returns, in input
+    /// order, the members that already existed with a *different* contact
+    /// key, with that key and their facts before the upsert. (A member listed
+    /// twice is compared against its first row the second time.)
+    pub async fn upsert_members(&self, rows: &[MemberRow]) -> Result<Vec<KeyChange>, StoreError> {
+        let mut changes = Vec::new();
+        if rows.is_empty() {
+            return Ok(changes);
+        }
+        // Read-then-write: take the write lock up front so a concurrent writer
+        // cannot change a row between our read and our write (SQLite would
+        // otherwise fail the upgrade with SQLITE_BUSY; Postgres locks the rows
+        // with FOR UPDATE instead).
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        on_backend!(
+            self,
+            sqlite = "SELECT contact_key, facts FROM contact_members \
+                      WHERE brand = $1 AND member_id = $2",
+            postgres = "SELECT contact_key, facts FROM contact_members \
+                        WHERE brand = $1 AND member_id = $2 FOR UPDATE",
+            |sql, pool| {
+                let mut tx = pool.begin_with(begin).await?;
+                for r in rows {
+                    let previous = sqlx::query(sql)
+                        .bind(&r.brand)
+                        .bind(&r.member_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(previous) = previous {
+                        let previous_key = previous.text("contact_key")?;
+                        if previous_key != r.contact_key {
+                            changes.push(KeyChange {
+                                member_id: r.member_id.clone(),
+                                previous_key,
+                                previous_facts: json_col(&previous, "facts")?,
+                            });
+                        }
+                    }
+                    sqlx::query(UPSERT_MEMBER)
+                        .bind(&r.brand)
+                        .bind(&r.member_id)
+                        .bind(&r.contact_key)
+                        .bind(r.secondary.as_deref())
+                        .bind(to_ms(r.created_at))
+                        .bind(to_ms(r.modified_at))
+                        .bind(Json(&r.facts))
+                        .bind(r.seen_run)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(changes)
+    }
+
+    /// The member `member_id` of `brand`.
+    pub async fn member(
+        &self,
+        brand: &str,
+        member_id: &str,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        on_backend!(
+            self,
+            sql = concat!(
+                "SELECT ",
+                member_columns!(),
+                " FROM contact_members WHERE brand = $1 AND member_id = $2"
+            ),
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(brand)
+                    .bind(member_id)
+                    .fetch_optional(pool)
+                    .await?
+                    .as_ref()
+                    .map(member_from_row)
+                    .transpose()
+            }
+        )
+    }
+
+    /// Deletes the members `member_ids` of `brand` (one transaction) and
+    /// returns the rows that existed, ordered by member id. Ids without a row
+    /// are ignored.
+    pub async fn delete_members(
+        &self,
+        brand: &str,
+        member_ids: &[String],
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        let mut deleted = Vec::new();
+        if member_ids.is_empty() {
+            return Ok(deleted);
+        }
+        let member_ids = distinct(member_ids);
+        on_backend!(
+            self,
+            sqlite = concat!(
+                "DELETE FROM contact_members WHERE brand = $1 \
+                 AND member_id IN (SELECT value FROM json_each($2)) RETURNING ",
+                member_columns!()
+            ),
+            postgres = concat!(
+                "DELETE FROM contact_members WHERE brand = $1 \
+                 AND member_id IN (SELECT jsonb_array_elements_text($2::jsonb)) RETURNING ",
+                member_columns!()
+            ),
+            |sql, pool| {
+                let mut tx = pool.begin().await?;
+                for chunk in member_ids.chunks(ID_CHUNK) {
+                    for row in sqlx::query(sql)
+                        .bind(brand)
+                        .bind(serde_json::to_string(chunk)?)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        deleted.push(member_from_row(&row)?);
+                    }
+                }
+                tx.commit().await?;
+            }
+        );
+        // RETURNING order is unspecified.
+        deleted.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        Ok(deleted)
+    }
+
+    /// All members of `brand` whose contact key is in `keys`, ordered by
+    /// (contact key, created_at, member id).
+    pub async fn members_by_keys(
+        &self,
+        brand: &str,
+        keys: &[String],
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in distinct(keys).chunks(ID_CHUNK) {
+            let keys = serde_json::to_string(chunk)?;
+            on_backend!(
+                self,
+                sqlite = concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    " FROM contact_members WHERE brand = $1 \
+                     AND contact_key IN (SELECT value FROM json_each($2)) \
+                     ORDER BY contact_key, created_at, member_id"
+                ),
+                postgres = concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    " FROM contact_members WHERE brand = $1 \
+                     AND contact_key IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+                     ORDER BY contact_key, created_at, member_id"
+                ),
+                |sql, pool| {
+                    for row in sqlx::query(sql)
+                        .bind(brand)
+                        .bind(keys.as_str())
+                        .fetch_all(pool)
+                        .await?
+                    {
+                        out.push(member_from_row(&row)?);
+                    }
+                }
+            );
+        }
+        // Chunks are sorted key ranges, so `out` is already in order; this
+        // only guards the invariant (and is linear on sorted input).
+        out.sort_by(|a, b| {
+            (&a.contact_key, a.created_at, &a.member_id).cmp(&(
+                &b.contact_key,
+                b.created_at,
+                &b.member_id,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// The distinct contact keys of `brand`'s members, sorted.
+    pub async fn member_keys(&self, brand: &str) -> Result<Vec<String>, StoreError> {
+        let keys = on_backend!(
+            self,
+            sql = "SELECT DISTINCT contact_key FROM contact_members WHERE brand = $1 \
+                   ORDER BY contact_key",
+            |sql, pool| {
+                sqlx::query_scalar::<_, String>(sql)
+                    .bind(brand)
+                    .fetch_all(pool)
+                    .await?
+            }
+        );
+        Ok(keys)
+    }
+
+    /// Customer members of `brand` that full run `run_id` did not see
+    /// (`seen_run` unset or another run), ordered by member id. Guests
+    /// (`guest:…`) are never listed: they are not read by full runs.
+    pub async fn unseen_members(
+        &self,
+        brand: &str,
+        run_id: i64,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        on_backend!(
+            self,
+            sql = concat!(
+                "SELECT ",
+                member_columns!(),
+                " FROM contact_members WHERE brand = $1 \
+                 AND (seen_run IS NULL OR seen_run <> $2) \
+                 AND substr(member_id, 1, 6) <> 'guest:' \
+                 ORDER BY member_id"
+            ),
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(brand)
+                    .bind(run_id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(member_from_row)
+                    .collect()
+            }
+        )
+    }
+
+    /// Sets `seen_run = run_id` on the existing members `member_ids` of
+    /// `brand` (one transaction). Ids without a row are ignored.
+    pub async fn mark_members_seen(
+        &self,
+        brand: &str,
+        member_ids: &[String],
+        run_id: i64,
+    ) -> Result<(), StoreError> {
+        if member_ids.is_empty() {
+            return Ok(());
+        }
+        on_backend!(
+            self,
+            sqlite = "UPDATE contact_members SET seen_run = $2 WHERE brand = $1 \
+                      AND member_id IN (SELECT value FROM json_each($3))",
+            postgres = "UPDATE contact_members SET seen_run = $2 WHERE brand = $1 \
+                        AND member_id IN (SELECT jsonb_array_elements_text($3::jsonb))",
+            |sql, pool| {
+                let mut tx = pool.begin().await?;
+                for chunk in member_ids.chunks(ID_CHUNK) {
+                    sqlx::query(sql)
+                        .bind(brand)
+                        .bind(run_id)
+                        .bind(serde_json::to_string(chunk)?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(())
+    }
+
+    /// Who holds each secondary value in `values` for `brand`: the
+    /// `(contact_key, member_id)` of the member with that `secondary` and the
+    /// smallest `(created_at, member_id)`, keyed by value. Values no member
+    /// holds are absent.
+    pub async fn secondary_owners(
+        &self,
+        brand: &str,
+        values: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        let mut out = HashMap::with_capacity(values.len());
+        for chunk in distinct(values).chunks(ID_CHUNK) {
+            let values = serde_json::to_string(chunk)?;
+            on_backend!(
+                self,
+                sqlite = "SELECT secondary, contact_key, member_id FROM (\
+                          SELECT secondary, contact_key, member_id, ROW_NUMBER() OVER (\
+                          PARTITION BY secondary ORDER BY created_at, member_id) AS pos \
+                          FROM contact_members WHERE brand = $1 \
+                          AND secondary IN (SELECT value FROM json_each($2))\
+                          ) AS ranked WHERE pos = 1",
+                postgres = "SELECT secondary, contact_key, member_id FROM (\
+                            SELECT secondary, contact_key, member_id, ROW_NUMBER() OVER (\
+                            PARTITION BY secondary ORDER BY created_at, member_id) AS pos \
+                            FROM contact_members WHERE brand = $1 \
+                            AND secondary IN (SELECT jsonb_array_elements_text($2::jsonb))\
+                            ) AS ranked WHERE pos = 1",
+                |sql, pool| {
+                    let rows = sqlx::query_as::<_, (String, String, String)>(sql)
+                        .bind(brand)
+                        .bind(values.as_str())
+                        .fetch_all(pool)
+                        .await?;
+                    for (value, contact_key, member_id) in rows {
+                        out.insert(value, (contact_key, member_id));
+                    }
+                }
+            );
+        }
+        Ok(out)
+    }
+
+    /// Number of members of `brand`.
+    pub async fn count_members(&self, brand: &str) -> Result<u64, StoreError> {
+        let n = on_backend!(
+            self,
+            sql = "SELECT COUNT(*) FROM contact_members WHERE brand = $1",
+            |sql, pool| {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .bind(brand)
+                    .fetch_one(pool)
+                    .await?
+            }
+        );
+        u64::try_from(n).map_err(|_| StoreError::Corrupt {
+            column: "COUNT(*)",
+            value: n.to_string(),
+        })
+    }
+
+    // ---- retired contacts --------------------------------------------------------
+
+    /// Inserts or replaces `rows` (keyed by brand and contact key) in one
+    /// transaction.
+    pub async fn put_retired(&self, rows: &[RetiredRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        on_backend!(
+            self,
+            sql = "INSERT INTO contact_retired (brand, contact_key, reason, body, created_at) \
+                   VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (brand, contact_key) DO UPDATE SET \
+                   reason = excluded.reason, body = excluded.body, \
+                   created_at = excluded.created_at",
+            |sql, pool| {
+                let mut tx = pool.begin().await?;
+                for r in rows {
+                    sqlx::query(sql)
+                        .bind(&r.brand)
+                        .bind(&r.contact_key)
+                        .bind(&r.reason)
+                        .bind(Json(&r.body))
+                        .bind(to_ms(r.created_at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(())
+    }
+
+    /// The retired rows of `keys` for `brand`, keyed by contact key. Keys
+    /// that are not retired are absent.
+    pub async fn retired(
+        &self,
+        brand: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, RetiredRow>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in distinct(keys).chunks(ID_CHUNK) {
+            let keys = serde_json::to_string(chunk)?;
+            on_backend!(
+                self,
+                sqlite = concat!(
+                    "SELECT ",
+                    retired_columns!(),
+                    " FROM contact_retired WHERE brand = $1 \
+                     AND contact_key IN (SELECT value FROM json_each($2))"
+                ),
+                postgres = concat!(
+                    "SELECT ",
+                    retired_columns!(),
+                    " FROM contact_retired WHERE brand = $1 \
+                     AND contact_key IN (SELECT jsonb_array_elements_text($2::jsonb))"
+                ),
+                |sql, pool| {
+                    for row in sqlx::query(sql)
+                        .bind(brand)
+                        .bind(keys.as_str())
+                        .fetch_all(pool)
+                        .await?
+                    {
+                        let retired = retired_from_row(&row)?;
+                        out.insert(retired.contact_key.clone(), retired);
+                    }
+                }
+            );
+        }
+        Ok(out)
+    }
+
+    /// Removes the retired rows of `keys` for `brand` (one transaction).
+    /// Keys that are not retired are ignored.
+    pub async fn delete_retired(&self, brand: &str, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        on_backend!(
+            self,
+            sqlite = "DELETE FROM contact_retired WHERE brand = $1 \
+                      AND contact_key IN (SELECT value FROM json_each($2))",
+            postgres = "DELETE FROM contact_retired WHERE brand = $1 \
+                        AND contact_key IN (SELECT jsonb_array_elements_text($2::jsonb))",
+            |sql, pool| {
+                let mut tx = pool.begin().await?;
+                for chunk in keys.chunks(ID_CHUNK) {
+                    sqlx::query(sql)
+                        .bind(brand)
+                        .bind(serde_json::to_string(chunk)?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(())
+    }
+
+    // ---- erasure -----------------------------------------------------------------
+
+    /// Data erasure of one commercetools record in the rejected-records log:
+    /// on every rejection of (`entity`, `ct_id`), under any route, open or
+    /// resolved, sets the payload to NULL, and resolves the open ones at
+    /// `at`. Returns the number of rows touched.
+    pub async fn scrub_rejected(
+        &self,
+        entity: &str,
+        ct_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let touched = on_backend!(
+            self,
+            sql = "UPDATE rejected_records SET payload = NULL, \
+                   resolved_at = COALESCE(resolved_at, $3) \
+                   WHERE entity = $1 AND ct_id = $2",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(entity)
+                    .bind(ct_id)
+                    .bind(to_ms(at))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(touched)
+    }
+}

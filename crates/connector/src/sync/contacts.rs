@@ -1,0 +1,998 @@
+//! Contacts sync: commercetools customers (and identified guests) to Omnisend contacts, per
+//! brand.
+//!
+//! A run has three phases:
+//!
+//! 1. **Read.** Customers modified since the brand's cursor (all of them in a full run) are
+//!    mapped into [`MemberFacts`] and stored as *members* of a contact key (the hash of the
+//!    normalised primary identifier). A member whose key changed (an email change) leaves its
+//!    old key behind with a note of where it went. Guests (orders and carts without an account)
+//!    become members too, keyed by their email.
+//! 2. **Deletions.** A full run treats customers it did not see as deleted; a delta run reads
+//!    `CustomerDeleted` messages. A deleted customer's member row — its personal data — is
+//!    removed from the local store once Omnisend has been told.
+//! 3. **Write.** Every touched key is merged (`mapping::contacts::merge`), hashed and compared
+//!    with what was last confirmed; changed contacts go out through `/batches` (full runs and
+//!    large deltas) or `POST /contacts` (small deltas). A key left without members is retired:
+//!    marked as moved to the new address, or unsubscribed on both channels after an erasure.
+//!
+//! The cursor moves only when every write was confirmed. Logs carry contact keys and
+//! commercetools ids, never an email or phone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use commercetools::CtClient;
+use commercetools::models::{Address, Cart, Customer, CustomerGroup, Message, Order};
+use commercetools::paging::{DeltaPosition, Keyed, PageMode};
+use omnisend::OmnisendError;
+use omnisend::models::BatchEndpoint;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::pages::ReadAhead;
+use super::sink::Sink;
+use super::writer::{BatchWriter, ItemKey, Planned, Target, problem_summary};
+use super::{Mode, RunSummary, SyncError};
+use crate::config::{Brand, PrimaryIdentifier, Settings};
+use crate::mapping::contacts::{
+    self as map, ContactContext, GuestRecord, MemberFacts, Ownership, Retirement,
+};
+use crate::mapping::{Rejection, payload_hash};
+use crate::store::{
+    Cursor, MemberRow, NewRejected, RecordStatus, RetiredRow, RunStats, StateStore, StoreOptions,
+    SyncRecord,
+};
+
+/// Run and cursor entity of customers.
+pub const CUSTOMERS: &str = "customers";
+/// State-store entity of merged contacts (records, Omnisend refusals).
+pub const CONTACTS: &str = "contacts";
+/// Cursor entity of guest orders.
+const GUEST_ORDERS: &str = "guest-orders";
+/// Cursor entity of guest carts.
+const GUEST_CARTS: &str = "guest-carts";
+/// Cursor entity of `CustomerDeleted` messages.
+const DELETIONS: &str = "customer-deletions";
+/// Bump when the contact mapping code changes what it sends: the next run is then full.
+pub const CONTACTS_MAPPING_VERSION: u32 = 1;
+/// Keys merged per state-store round trip.
+const KEY_CHUNK: usize = 500;
+
+/// What the caller asked for.
+#[derive(Clone, Debug, Default)]
+pub struct ContactOptions {
+    /// Force a full run (and re-send unchanged contacts).
+    pub full: bool,
+    /// Only the brand holding this store route.
+    pub store: Option<String>,
+}
+
+/// The contacts sync of all configured brands.
+pub struct ContactSync {
+    ct: CtClient,
+    store: StateStore,
+    settings: Settings,
+    sinks: HashMap<String, Sink>,
+    clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+/// Why a key is being written although its members may be gone.
+#[derive(Default)]
+struct Touched {
+    /// Keys whose contact must be merged again.
+    keys: BTreeSet<String>,
+    /// Keys a member left, with the member's last facts and why.
+    left: HashMap<String, (MemberFacts, Retirement)>,
+}
+
+/// Counters of one brand run.
+#[derive(Default)]
+struct Tally {
+    stats: RunStats,
+    position: Option<DeltaPosition>,
+}
+
+impl ContactSync {
+    /// `sinks` maps each store key to its brand's sink.
+    pub fn new(
+        ct: CtClient,
+        store: StateStore,
+        settings: Settings,
+        sinks: HashMap<String, Sink>,
+    ) -> Self {
+        Self {
+            ct,
+            store,
+            settings,
+            sinks,
+            clock: Arc::new(OffsetDateTime::now_utc),
+        }
+    }
+
+    /// Replaces the wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs every selected brand.
+    pub async fn run(&self, opts: &ContactOptions) -> Result<Vec<RunSummary>, SyncError> {
+        let brands = self
+            .settings
+            .brands(opts.store.as_deref())
+            .map_err(|e| SyncError::Config(e.to_string()))?;
+        let groups: HashMap<String, String> = self
+            .ct
+            .all::<CustomerGroup>("customer-groups")
+            .await?
+            .into_iter()
+            .filter_map(|g| Some((g.id, g.key?)))
+            .collect();
+        let mut out = Vec::new();
+        for brand in &brands {
+            out.push(self.run_brand(brand, &groups, opts).await?);
+        }
+        Ok(out)
+    }
+
+    fn fingerprint(&self, brand: &Brand<'_>) -> String {
+        let routes: Vec<String> = brand
+            .stores
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}:{:?}:{}",
+                    s.key,
+                    s.country.as_ref().map(|c| c.as_str()),
+                    s.primary_identifier.as_str()
+                )
+            })
+            .collect();
+        let text = format!(
+            "v{CONTACTS_MAPPING_VERSION}|{routes:?}|{}",
+            self.settings.contacts.fingerprint_text()
+        );
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+
+    async fn run_brand(
+        &self,
+        brand: &Brand<'_>,
+        groups: &HashMap<String, String>,
+        opts: &ContactOptions,
+    ) -> Result<RunSummary, SyncError> {
+        let first = brand.stores[0];
+        let sink = self.sinks.get(&first.key).ok_or_else(|| {
+            SyncError::Config(format!("no Omnisend sink for store {}", first.key))
+        })?;
+        let dry = sink.is_dry_run();
+        let started = (self.clock)();
+        let fingerprint = self.fingerprint(brand);
+        let cursor = self.store.cursor(CUSTOMERS, &brand.id).await?;
+        let (mode, reason) = match &cursor {
+            _ if opts.full => (Mode::Full, None),
+            None => (
+                Mode::Full,
+                Some("first run for this brand (no cursor yet)".to_owned()),
+            ),
+            Some(c) if c.mapping_fingerprint.as_deref() != Some(fingerprint.as_str()) => (
+                Mode::Full,
+                Some(format!(
+                    "the contacts mapping configuration changed (fingerprint {} → {fingerprint})",
+                    c.mapping_fingerprint.as_deref().unwrap_or("none")
+                )),
+            ),
+            Some(c) if c.last_modified_at.is_none() => {
+                (Mode::Full, Some("cursor has no watermark".to_owned()))
+            }
+            Some(_) => (Mode::Delta, None),
+        };
+        if let Some(reason) = &reason {
+            tracing::info!(brand = %brand.id, %reason, "running a full contacts refresh");
+        }
+        // A dry run merges against a scratch copy of the members, so it changes nothing.
+        let members = if dry {
+            self.scratch_members(&brand.id).await?
+        } else {
+            self.store.clone()
+        };
+        let run_id = if dry {
+            None
+        } else {
+            Some(
+                self.store
+                    .start_run(
+                        CUSTOMERS,
+                        &brand.id,
+                        mode.as_str(),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?,
+            )
+        };
+        let clock = Instant::now();
+        let requests_before = sink.requests();
+        let since = |c: Option<&Cursor>| match (mode, c.and_then(|c| c.last_modified_at)) {
+            (Mode::Delta, Some(t)) => Some(t - self.settings.contacts.delta_overlap),
+            _ => None,
+        };
+        let result = async {
+            let mut tally = Tally::default();
+            let mut touched = Touched::default();
+            let run = BrandRun {
+                sync: self,
+                brand,
+                members: &members,
+                sink,
+                dry,
+                seen_run: run_id
+                    .filter(|_| mode == Mode::Full)
+                    .or(if dry && mode == Mode::Full {
+                        Some(0)
+                    } else {
+                        None
+                    }),
+                full: mode == Mode::Full,
+                force: opts.full,
+            };
+            run.read_customers(groups, since(cursor.as_ref()), &mut touched, &mut tally)
+                .await?;
+            let mut guest_positions = Vec::new();
+            if self.settings.contacts.guests
+                && brand.primary_identifier() == PrimaryIdentifier::Email
+            {
+                for entity in [GUEST_ORDERS, GUEST_CARTS] {
+                    let c = self.store.cursor(entity, &brand.id).await?;
+                    let pos = run
+                        .read_guests(entity, since(c.as_ref()), &mut touched, &mut tally)
+                        .await?;
+                    guest_positions.push((entity, c, pos));
+                }
+            }
+            if mode == Mode::Full {
+                run.sweep_unseen(&mut touched, &mut tally).await?;
+            } else if self.settings.contacts.deletions_from_messages {
+                let c = self.store.cursor(DELETIONS, &brand.id).await?;
+                let pos = run
+                    .read_deletions(since(c.as_ref()), &mut touched, &mut tally)
+                    .await?;
+                guest_positions.push((DELETIONS, c, pos));
+            }
+            if mode == Mode::Full {
+                touched.keys.extend(members.member_keys(&brand.id).await?);
+            }
+            run.write(&touched, &mut tally).await?;
+            Ok::<_, SyncError>((tally, guest_positions))
+        }
+        .await;
+
+        let (tally, positions) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(run_id) = run_id {
+                    let stats = RunStats {
+                        requests: sink.requests() - requests_before,
+                        duration_ms: clock.elapsed().as_millis() as u64,
+                        ..RunStats::default()
+                    };
+                    if let Err(se) = self
+                        .store
+                        .finish_run(
+                            run_id,
+                            &stats,
+                            "failed",
+                            Some(&e.to_string()),
+                            OffsetDateTime::now_utc(),
+                        )
+                        .await
+                    {
+                        tracing::warn!(run_id, error = %se, "could not record the failed run");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let mut stats = tally.stats;
+        stats.requests = sink.requests() - requests_before;
+        stats.duration_ms = clock.elapsed().as_millis() as u64;
+        let mut summary = RunSummary {
+            entity: CUSTOMERS.into(),
+            store: brand
+                .stores
+                .iter()
+                .map(|s| s.key.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            mode,
+            reason,
+            stats: stats.clone(),
+        };
+        if !dry && stats.failed == 0 {
+            let advance = |old: Option<&Cursor>, pos: Option<DeltaPosition>| match mode {
+                Mode::Full => Some(started),
+                Mode::Delta => match (old.and_then(|c| c.last_modified_at), pos) {
+                    (Some(o), Some(p)) => Some(o.max(p.last_modified_at)),
+                    (o, p) => o.or(p.map(|p| p.last_modified_at)),
+                },
+            };
+            let now = OffsetDateTime::now_utc();
+            self.store
+                .set_cursor(&Cursor {
+                    entity: CUSTOMERS.into(),
+                    route: brand.id.clone(),
+                    last_modified_at: advance(cursor.as_ref(), tally.position),
+                    last_id: None,
+                    mapping_fingerprint: Some(fingerprint),
+                    updated_at: now,
+                })
+                .await?;
+            for (entity, old, pos) in positions {
+                self.store
+                    .set_cursor(&Cursor {
+                        entity: entity.into(),
+                        route: brand.id.clone(),
+                        last_modified_at: advance(old.as_ref(), pos),
+                        last_id: None,
+                        mapping_fingerprint: None,
+                        updated_at: now,
+                    })
+                    .await?;
+            }
+        } else if stats.failed > 0 {
+            tracing::warn!(brand = %brand.id, failed = stats.failed, "cursor left in place: some contacts could not be written");
+            summary
+                .reason
+                .get_or_insert_with(|| "cursor not advanced: some writes failed".into());
+        }
+        if let Some(run_id) = run_id {
+            self.store
+                .finish_run(run_id, &stats, "ok", None, OffsetDateTime::now_utc())
+                .await?;
+        }
+        Ok(summary)
+    }
+
+    /// An in-memory copy of a brand's members, for dry runs.
+    async fn scratch_members(&self, brand: &str) -> Result<StateStore, SyncError> {
+        let scratch = StateStore::connect_with(
+            "sqlite::memory:",
+            StoreOptions {
+                max_connections: Some(1),
+                ..StoreOptions::default()
+            },
+        )
+        .await?;
+        let keys = self.store.member_keys(brand).await?;
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let rows = self.store.members_by_keys(brand, chunk).await?;
+            scratch.upsert_members(&rows).await?;
+        }
+        Ok(scratch)
+    }
+}
+
+fn order_address(o: &Order) -> Option<&Address> {
+    o.billing_address.as_ref().or(o.shipping_address.as_ref())
+}
+
+fn cart_address(c: &Cart) -> Option<&Address> {
+    c.billing_address.as_ref().or(c.shipping_address.as_ref())
+}
+
+/// One brand's run.
+struct BrandRun<'a> {
+    sync: &'a ContactSync,
+    brand: &'a Brand<'a>,
+    /// Where members live (the state store, or a scratch copy in a dry run).
+    members: &'a StateStore,
+    sink: &'a Sink,
+    dry: bool,
+    /// Stamped on members read by a full run (to find the deleted ones).
+    seen_run: Option<i64>,
+    full: bool,
+    force: bool,
+}
+
+impl BrandRun<'_> {
+    fn settings(&self) -> &Settings {
+        &self.sync.settings
+    }
+
+    fn primary(&self) -> PrimaryIdentifier {
+        self.brand.primary_identifier()
+    }
+
+    fn pager<T: Keyed + DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        since: Option<OffsetDateTime>,
+        extra: Vec<(String, String)>,
+    ) -> ReadAhead<T> {
+        let mode = match since {
+            Some(since) => PageMode::Delta { since, after: None },
+            None => PageMode::Full { after_id: None },
+        };
+        ReadAhead::start(self.sync.ct.pager::<T>(
+            path,
+            mode,
+            self.settings().commercetools.page_size,
+            extra,
+        ))
+    }
+
+    async fn read_customers(
+        &self,
+        groups: &HashMap<String, String>,
+        since: Option<OffsetDateTime>,
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        let mut pager = self.pager::<Customer>("customers", since, vec![]);
+        while let Some(page) = pager.next_page().await? {
+            tally.stats.seen += page.len() as u64;
+            let mut rows = Vec::with_capacity(page.len());
+            let mut gone = Vec::new();
+            let mut clean = Vec::new();
+            for c in &page {
+                let routes: Vec<&str> = if c.stores.is_empty() {
+                    self.brand
+                        .route_for(None)
+                        .map(|s| s.key.as_str())
+                        .into_iter()
+                        .collect()
+                } else {
+                    c.stores
+                        .iter()
+                        .filter_map(|s| self.brand.route_for(Some(&s.key)))
+                        .map(|s| s.key.as_str())
+                        .collect()
+                };
+                if routes.is_empty() {
+                    // Not (or no longer) a customer of this brand.
+                    gone.push(c.id.clone());
+                    continue;
+                }
+                let store_country = self
+                    .brand
+                    .stores
+                    .iter()
+                    .find(|s| s.key == routes[0])
+                    .and_then(|s| s.country.as_ref());
+                let ctx = ContactContext {
+                    settings: &self.settings().contacts,
+                    primary: self.primary(),
+                    store_country,
+                    routes: &routes,
+                };
+                let group = c
+                    .customer_group
+                    .as_ref()
+                    .and_then(|g| groups.get(&g.id))
+                    .map(String::as_str);
+                match map::customer_facts(c, group, &ctx) {
+                    Ok(mapped) => {
+                        if mapped.warnings.is_empty() {
+                            clean.push(c.id.clone());
+                        }
+                        for w in &mapped.warnings {
+                            self.reject(w, None, tally, false).await?;
+                        }
+                        rows.push(self.row(mapped.facts)?);
+                    }
+                    Err(r) => {
+                        self.reject(&r, None, tally, true).await?;
+                        gone.push(c.id.clone());
+                    }
+                }
+            }
+            if !self.dry && !clean.is_empty() {
+                self.sync
+                    .store
+                    .resolve_rejected_many(
+                        &self.brand.id,
+                        map::CUSTOMER,
+                        &clean,
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+            }
+            self.upsert(rows, touched).await?;
+            for m in self.members.delete_members(&self.brand.id, &gone).await? {
+                touched.keys.insert(m.contact_key);
+            }
+        }
+        tally.position = pager.position().await;
+        Ok(())
+    }
+
+    fn row(&self, facts: MemberFacts) -> Result<MemberRow, SyncError> {
+        let key = facts
+            .contact_key(self.primary())
+            .expect("mapped facts carry their primary identifier");
+        Ok(MemberRow {
+            brand: self.brand.id.clone(),
+            member_id: facts.member_id.clone(),
+            contact_key: key,
+            secondary: facts.secondary(self.primary()).map(str::to_owned),
+            created_at: facts.created_at,
+            modified_at: facts.modified_at,
+            facts: serde_json::to_value(&facts).map_err(|e| {
+                SyncError::Config(format!("contact facts of {}: {e}", facts.member_id))
+            })?,
+            seen_run: self.seen_run,
+        })
+    }
+
+    async fn upsert(&self, rows: Vec<MemberRow>, touched: &mut Touched) -> Result<(), SyncError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let changes = self.members.upsert_members(&rows).await?;
+        for row in &rows {
+            touched.keys.insert(row.contact_key.clone());
+        }
+        for ch in changes {
+            let Ok(previous) = serde_json::from_value::<MemberFacts>(ch.previous_facts) else {
+                continue;
+            };
+            let new_value = rows
+                .iter()
+                .find(|r| r.member_id == ch.member_id)
+                .and_then(|r| serde_json::from_value::<MemberFacts>(r.facts.clone()).ok())
+                .and_then(|f| f.primary(self.primary()).map(str::to_owned));
+            tracing::info!(brand = %self.brand.id, member = %ch.member_id, from = %ch.previous_key, "customer identifier changed");
+            touched.keys.insert(ch.previous_key.clone());
+            if let Some(to) = new_value {
+                touched
+                    .left
+                    .insert(ch.previous_key, (previous, Retirement::Moved { to }));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_guests(
+        &self,
+        entity: &'static str,
+        since: Option<OffsetDateTime>,
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<Option<DeltaPosition>, SyncError> {
+        let position;
+        macro_rules! guests {
+            ($ty:ty, $path:literal, $source:literal, $addr:expr) => {{
+                let mut pager = self.pager::<$ty>($path, since, vec![]);
+                while let Some(page) = pager.next_page().await? {
+                    let mut latest: BTreeMap<String, MemberFacts> = BTreeMap::new();
+                    for o in &page {
+                        if o.customer_id.is_some() {
+                            continue;
+                        }
+                        let Some(email) = o.customer_email.as_deref() else {
+                            continue;
+                        };
+                        let Some(route) = self
+                            .brand
+                            .route_for(o.store.as_ref().map(|s| s.key.as_str()))
+                        else {
+                            continue;
+                        };
+                        let routes = [route.key.as_str()];
+                        let ctx = ContactContext {
+                            settings: &self.settings().contacts,
+                            primary: self.primary(),
+                            store_country: route.country.as_ref(),
+                            routes: &routes,
+                        };
+                        let g = GuestRecord {
+                            source: $source,
+                            id: &o.id,
+                            email,
+                            address: $addr(o),
+                            created_at: o.created_at,
+                            modified_at: o.last_modified_at,
+                        };
+                        match map::guest_facts(&g, &ctx) {
+                            Ok(m) => {
+                                let f = m.facts;
+                                match latest.get(&f.member_id) {
+                                    Some(prev) if prev.modified_at >= f.modified_at => {}
+                                    _ => {
+                                        latest.insert(f.member_id.clone(), f);
+                                    }
+                                }
+                            }
+                            Err(r) => {
+                                self.reject(&r, Some(route.key.as_str()), tally, true)
+                                    .await?
+                            }
+                        }
+                    }
+                    // Keep the newest facts per guest: compare with what is stored.
+                    let keys: Vec<String> = latest
+                        .values()
+                        .filter_map(|f| f.contact_key(self.primary()))
+                        .collect();
+                    let stored: HashMap<String, OffsetDateTime> = self
+                        .members
+                        .members_by_keys(&self.brand.id, &keys)
+                        .await?
+                        .into_iter()
+                        .map(|m| (m.member_id, m.modified_at))
+                        .collect();
+                    let rows = latest
+                        .into_values()
+                        .filter(|f| stored.get(&f.member_id).is_none_or(|t| *t < f.modified_at))
+                        .map(|f| {
+                            let mut row = self.row(f)?;
+                            row.seen_run = None;
+                            Ok(row)
+                        })
+                        .collect::<Result<Vec<_>, SyncError>>()?;
+                    self.upsert(rows, touched).await?;
+                }
+                position = pager.position().await;
+            }};
+        }
+        match entity {
+            GUEST_ORDERS => guests!(Order, "orders", "order", order_address),
+            _ => guests!(Cart, "carts", "cart", cart_address),
+        }
+        Ok(position)
+    }
+
+    /// Full run: members not seen are customers deleted in commercetools.
+    async fn sweep_unseen(
+        &self,
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        let Some(run) = self.seen_run else {
+            return Ok(());
+        };
+        let unseen = self.members.unseen_members(&self.brand.id, run).await?;
+        let ids: Vec<String> = unseen.iter().map(|m| m.member_id.clone()).collect();
+        self.erase(&ids, touched, tally).await
+    }
+
+    /// Delta run: `CustomerDeleted` messages since the cursor.
+    async fn read_deletions(
+        &self,
+        since: Option<OffsetDateTime>,
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<Option<DeltaPosition>, SyncError> {
+        let mut pager = self.pager::<Message>(
+            "messages",
+            since,
+            vec![("where".into(), "type = \"CustomerDeleted\"".into())],
+        );
+        while let Some(page) = pager.next_page().await? {
+            let ids: Vec<String> = page
+                .iter()
+                .filter(|m| m.kind == "CustomerDeleted")
+                .map(|m| m.resource.id.clone())
+                .collect();
+            self.erase(&ids, touched, tally).await?;
+        }
+        Ok(pager.position().await)
+    }
+
+    async fn erase(
+        &self,
+        customer_ids: &[String],
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        if customer_ids.is_empty() {
+            return Ok(());
+        }
+        let now = (self.sync.clock)();
+        for m in self
+            .members
+            .delete_members(&self.brand.id, customer_ids)
+            .await?
+        {
+            tally.stats.deleted += 1;
+            tracing::info!(brand = %self.brand.id, customer = %m.member_id, contact = %m.contact_key, "customer deleted in commercetools: erasing");
+            if !self.dry {
+                self.sync
+                    .store
+                    .scrub_rejected(map::CUSTOMER, &m.member_id, now)
+                    .await?;
+                self.sync
+                    .store
+                    .scrub_rejected(map::CONTACT, &m.member_id, now)
+                    .await?;
+            }
+            touched.keys.insert(m.contact_key.clone());
+            if let Ok(facts) = serde_json::from_value::<MemberFacts>(m.facts) {
+                touched
+                    .left
+                    .insert(m.contact_key, (facts, Retirement::Erased { at: now }));
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        r: &Rejection,
+        route: Option<&str>,
+        tally: &mut Tally,
+        counts: bool,
+    ) -> Result<(), SyncError> {
+        if counts {
+            tally.stats.rejected += 1;
+        }
+        tracing::info!(brand = %self.brand.id, entity = r.entity, id = %r.id, field = %r.field, reason = %r.reason, "contact record rejected or trimmed");
+        if self.dry {
+            return Ok(());
+        }
+        self.sync
+            .store
+            .add_rejected(&NewRejected {
+                route: route.unwrap_or(&self.brand.id).to_owned(),
+                entity: r.entity.to_owned(),
+                ct_id: r.id.clone(),
+                field: Some(r.field.clone()),
+                reason: r.reason.clone(),
+                payload: None,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Merges every touched key and sends what changed.
+    async fn write(&self, touched: &Touched, tally: &mut Tally) -> Result<(), SyncError> {
+        let settings = &self.settings().contacts;
+        let keys: Vec<String> = touched.keys.iter().cloned().collect();
+        let batched = self.full || keys.len() > settings.single_request_limit;
+        let mut writer = BatchWriter::new(
+            Target {
+                route: &self.brand.id,
+                entity: CONTACTS,
+                endpoint: BatchEndpoint::Contacts,
+                id_field: ItemKey::FirstIdentifier,
+            },
+            self.sink,
+            &self.sync.store,
+            self.settings().omnisend.batch_size,
+            None,
+        )
+        .track_confirmed();
+        let mut known: HashSet<String> = HashSet::new();
+        let mut retiring: Vec<String> = Vec::new();
+        let mut singles: Vec<Planned> = Vec::new();
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let rows = self.members.members_by_keys(&self.brand.id, chunk).await?;
+            let mut by_key: BTreeMap<&str, Vec<MemberFacts>> = BTreeMap::new();
+            for row in &rows {
+                if let Ok(f) = serde_json::from_value::<MemberFacts>(row.facts.clone()) {
+                    by_key.entry(row.contact_key.as_str()).or_default().push(f);
+                }
+            }
+            let secondaries: Vec<String> =
+                rows.iter().filter_map(|r| r.secondary.clone()).collect();
+            let owners = self
+                .members
+                .secondary_owners(&self.brand.id, &secondaries)
+                .await?;
+            let records = self
+                .sync
+                .store
+                .records(&self.brand.id, CONTACTS, chunk)
+                .await?;
+            let pending = self.members.retired(&self.brand.id, chunk).await?;
+            let mut new_retired = Vec::new();
+            let mut revived = Vec::new();
+            let mut clean_members = Vec::new();
+            for key in chunk {
+                let body = match by_key.get(key.as_str()) {
+                    Some(members) => {
+                        let owner = |v: &str| match owners.get(v) {
+                            Some((k, m)) if k != key => Ownership::Theirs {
+                                contact_key: k,
+                                member_id: m,
+                            },
+                            _ => Ownership::Ours,
+                        };
+                        let Some((merged, conflict)) =
+                            map::merge(members, self.primary(), settings, true, owner)
+                        else {
+                            continue;
+                        };
+                        match &conflict {
+                            Some(c) => self.reject(c, None, tally, false).await?,
+                            None => {
+                                clean_members.extend(members.iter().map(|m| m.member_id.clone()))
+                            }
+                        }
+                        if pending.contains_key(key) {
+                            revived.push(key.clone());
+                        }
+                        merged.body
+                    }
+                    None => {
+                        let body = match (touched.left.get(key), pending.get(key)) {
+                            (Some((facts, why)), _) => {
+                                map::retired_body(facts, self.primary(), why)
+                            }
+                            (None, Some(p)) => serde_json::from_value(p.body.clone()).ok(),
+                            (None, None) => None,
+                        };
+                        let Some(body) = body else { continue };
+                        if let Some((_, why)) = touched.left.get(key) {
+                            new_retired.push(RetiredRow {
+                                brand: self.brand.id.clone(),
+                                contact_key: key.clone(),
+                                reason: match why {
+                                    Retirement::Moved { .. } => "moved".into(),
+                                    Retirement::Erased { .. } => "erased".into(),
+                                },
+                                body: serde_json::to_value(&body).unwrap_or_default(),
+                                created_at: OffsetDateTime::now_utc(),
+                            });
+                        }
+                        retiring.push(key.clone());
+                        body
+                    }
+                };
+                let hash = payload_hash(&body);
+                let record = records.get(key);
+                let unchanged = record.is_some_and(|r| {
+                    !self.force && r.status == RecordStatus::Synced && r.payload_hash == hash
+                });
+                if unchanged {
+                    tally.stats.unchanged += 1;
+                    continue;
+                }
+                if record.is_some_and(|r| r.omnisend_id.is_some()) {
+                    known.insert(key.clone());
+                }
+                let echo = body
+                    .identifiers
+                    .first()
+                    .map(|i| i.id.clone())
+                    .unwrap_or_default();
+                let value = serde_json::to_value(&body)
+                    .map_err(|e| SyncError::Config(format!("contact {key}: {e}")))?;
+                let planned = Planned::new(key.clone(), 0, hash, value).match_id(echo);
+                if batched {
+                    writer.create(planned).await?;
+                } else {
+                    singles.push(planned);
+                }
+            }
+            if !self.dry {
+                // Kept until Omnisend confirms, so a crash cannot lose a retirement.
+                self.members.put_retired(&new_retired).await?;
+                self.members
+                    .delete_retired(&self.brand.id, &revived)
+                    .await?;
+                self.sync
+                    .store
+                    .resolve_rejected_many(
+                        &self.brand.id,
+                        map::CONTACT,
+                        &clean_members,
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+            }
+        }
+        writer.finish().await?;
+        let mut confirmed: Vec<String> = writer.confirmed().to_vec();
+        let ws = writer.stats.clone();
+        tally.stats.rejected += ws.rejected;
+        tally.stats.failed += ws.failed;
+        for p in singles {
+            if let Some(key) = self.send_one(p, tally).await? {
+                confirmed.push(key);
+            }
+        }
+        for key in &confirmed {
+            if known.contains(key) {
+                tally.stats.updated += 1;
+            } else {
+                tally.stats.created += 1;
+            }
+        }
+        let confirmed: HashSet<&String> = confirmed.iter().collect();
+        let done: Vec<String> = retiring
+            .into_iter()
+            .filter(|k| confirmed.contains(k))
+            .collect();
+        if !self.dry {
+            self.members.delete_retired(&self.brand.id, &done).await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /contacts` for one contact; `Some(key)` when confirmed.
+    async fn send_one(&self, p: Planned, tally: &mut Tally) -> Result<Option<String>, SyncError> {
+        let now = OffsetDateTime::now_utc();
+        let result = self.sink.post_contact(&p.body).await;
+        if self.dry {
+            return Ok(result.is_ok().then_some(p.ct_id));
+        }
+        let record =
+            |status, hash: &str, omnisend_id: Option<String>, error: Option<String>| SyncRecord {
+                route: self.brand.id.clone(),
+                entity: CONTACTS.into(),
+                ct_id: p.ct_id.clone(),
+                ct_version: 0,
+                payload_hash: hash.to_owned(),
+                omnisend_id,
+                status,
+                batch_id: None,
+                last_error: error,
+                synced_at: (status == RecordStatus::Synced).then_some(now),
+                seen_run: None,
+                refresh_at: None,
+            };
+        match result {
+            Ok(id) => {
+                self.sync
+                    .store
+                    .upsert_records(&[record(
+                        RecordStatus::Synced,
+                        &p.hash,
+                        Some(id.unwrap_or_else(|| p.ct_id.clone())),
+                        None,
+                    )])
+                    .await?;
+                self.sync
+                    .store
+                    .resolve_rejected_many(
+                        &self.brand.id,
+                        CONTACTS,
+                        std::slice::from_ref(&p.ct_id),
+                        now,
+                    )
+                    .await?;
+                Ok(Some(p.ct_id))
+            }
+            Err(OmnisendError::Rejected {
+                status, problem, ..
+            }) if status != 408 && status != 429 && status < 500 => {
+                let reason = format!(
+                    "Omnisend refused the contact ({status}): {}",
+                    problem_summary(&problem)
+                );
+                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, %reason, "contact rejected");
+                tally.stats.rejected += 1;
+                self.sync
+                    .store
+                    .add_rejected(&NewRejected {
+                        route: self.brand.id.clone(),
+                        entity: CONTACTS.into(),
+                        ct_id: p.ct_id.clone(),
+                        field: problem.errors.first().and_then(|e| e.field.clone()),
+                        reason: reason.clone(),
+                        payload: Some(p.body.clone()),
+                        at: now,
+                    })
+                    .await?;
+                self.sync
+                    .store
+                    .upsert_records(&[record(RecordStatus::Rejected, "", None, Some(reason))])
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, error = %e, "contact not written; the next run retries it");
+                tally.stats.failed += 1;
+                self.sync
+                    .store
+                    .upsert_records(&[record(RecordStatus::Failed, "", None, Some(e.to_string()))])
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+}
