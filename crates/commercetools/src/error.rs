@@ -164,7 +164,7 @@ impl CtError {
     pub fn is_transient(&self) -> bool {
         match self {
             CtError::Unreachable { .. } => true,
-            CtError::Api { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            CtError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             _ => false,
         }
     }

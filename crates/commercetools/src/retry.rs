@@ -25,14 +25,18 @@ pub enum RetryDecision {
     DontRetry,
 }
 
-/// Classifies an HTTP status: 429, 502, 503 and 504 are retried (429 honouring
-/// `Retry-After` seconds); every other status, including 500 and all other 4xx, is final.
+/// Classifies an HTTP status: 429, 500, 502, 503 and 504 are retried (429 honouring
+/// `Retry-After` seconds); every other status, including all other 4xx, is final.
+///
+/// 500 (`General`) is retried because every API call the connector makes is a read: repeating
+/// it cannot change anything, and the research notes call a 500 "report, maybe retry". A
+/// persistent 500 still ends the call after the bounded retries, with its error.
 pub fn classify_status(status: u16, retry_after: Option<&str>) -> RetryDecision {
     match status {
         429 => RetryDecision::Retry {
             after: retry_after.and_then(parse_retry_after),
         },
-        502..=504 => RetryDecision::Retry {
+        500 | 502..=504 => RetryDecision::Retry {
             after: retry_after.and_then(parse_retry_after),
         },
         _ => RetryDecision::DontRetry,
@@ -180,8 +184,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_429_502_503_504_are_retried() {
-        for s in [429, 502, 503, 504] {
+    fn statuses_429_500_502_503_504_are_retried() {
+        for s in [429, 500, 502, 503, 504] {
             assert_eq!(
                 classify_status(s, None),
                 RetryDecision::Retry { after: None },
@@ -192,9 +196,7 @@ mod tests {
 
     #[test]
     fn other_statuses_are_final() {
-        for s in [
-            200, 201, 304, 400, 401, 403, 404, 409, 413, 422, 500, 501, 505,
-        ] {
+        for s in [200, 201, 304, 400, 401, 403, 404, 409, 413, 422, 501, 505] {
             assert_eq!(classify_status(s, None), RetryDecision::DontRetry, "{s}");
         }
     }

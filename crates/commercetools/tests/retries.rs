@@ -80,23 +80,25 @@ async fn does_not_retry_on_400_and_returns_typed_error() {
 }
 
 #[tokio::test]
-async fn does_not_retry_on_500_or_409() {
+async fn retries_a_500_on_a_read_but_not_a_409() {
     let mock = MockCt::start().await;
     mock.push(Scripted::status(
         500,
         r#"{"statusCode":500,"message":"General","errors":[{"code":"General","message":"boom"}]}"#,
     ));
     mock.push(Scripted::status(409, r#"{"statusCode":409,"message":"Version mismatch. Concurrent modification.","errors":[{"code":"ConcurrentModification","message":"Version mismatch.","currentVersion":7}]}"#));
+    mock.push(Scripted::status(409, r#"{"statusCode":409,"message":"Version mismatch. Concurrent modification.","errors":[{"code":"ConcurrentModification","message":"Version mismatch.","currentVersion":7}]}"#));
     let client = mock.client();
-    let e500 = client.get::<Json>("a", &[]).await.unwrap_err();
-    assert_eq!(e500.status(), Some(500));
+    // The 500 is retried; the retry meets the first 409, which is final.
+    let first = client.get::<Json>("a", &[]).await.unwrap_err();
+    assert!(first.has_code("ConcurrentModification"));
     let e409 = client.get::<Json>("b", &[]).await.unwrap_err();
     assert!(e409.has_code("ConcurrentModification"));
     let CtError::Api { errors, .. } = &e409 else {
         panic!()
     };
     assert_eq!(errors[0].extra["currentVersion"], 7);
-    assert_eq!(mock.api_requests(), 2);
+    assert_eq!(mock.api_requests(), 3);
 }
 
 #[tokio::test]

@@ -230,7 +230,7 @@ struct Src {
 }
 
 /// The expected contact of one brand, keyed by email.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Expected {
     phone: Option<String>,
     email_status: Option<(String, String)>,
@@ -239,6 +239,7 @@ struct Expected {
     tags: BTreeSet<String>,
     properties: BTreeMap<String, Value>,
     first_name: Option<String>,
+    last_name: Option<String>,
     country: Option<String>,
     birthdate: Option<String>,
     gender: Option<String>,
@@ -498,6 +499,11 @@ fn expected(data: &CustomerData) -> (Brands, BTreeSet<(String, String)>) {
             if ids.len() > 1 {
                 properties.insert("ct_customer_ids".into(), json!(ids.join(",")));
             }
+            let last_name = match (winner.customer, &winner.guest_profile) {
+                (Some(n), _) => (!shopgen::has_no_name(n)).then(|| format!("Last{n}")),
+                (None, Some((name, _))) if !name.is_empty() => Some("Buyer".to_owned()),
+                _ => None,
+            };
             let (first_name, birthdate, gender) = match (winner.customer, &winner.guest_profile) {
                 (Some(n), _) => (
                     (!shopgen::has_no_name(n)).then(|| format!("First{n}")),
@@ -517,6 +523,7 @@ fn expected(data: &CustomerData) -> (Brands, BTreeSet<(String, String)>) {
                     tags,
                     properties,
                     first_name,
+                    last_name,
                     country,
                     birthdate,
                     gender,
@@ -567,6 +574,7 @@ fn actual(omnisend: &OmnisendEmulator, key: &str) -> BTreeMap<String, Expected> 
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 first_name: text("firstName"),
+                last_name: text("lastName"),
                 country: text("countryCode"),
                 birthdate: text("birthdate"),
                 gender: text("gender"),
@@ -621,6 +629,15 @@ async fn full_sync_leaves_exactly_the_expected_contacts_in_each_brand_with_every
             .any(|e| e.properties.contains_key("ct_customer_ids"))
     );
     assert!(all.iter().any(|e| e.tags.contains("ct: guest")));
+    // Every contacts body sent validates against the official contacts schema.
+    if let Some(checked) =
+        support::contract::assert_bodies_match_official_schemas(&shop.omnisend.requests())
+    {
+        assert!(
+            checked >= 5,
+            "the contract check saw the batches ({checked})"
+        );
+    }
 
     let rejected = shop
         .state()
@@ -716,6 +733,7 @@ async fn rerunning_sends_nothing_and_changing_five_customers_sends_exactly_those
     want.sort();
     assert_eq!(sent, want);
     assert!(writes.iter().all(|b| b["firstName"] == "Changed"));
+    support::contract::assert_bodies_match_official_schemas(&shop.omnisend.requests());
     // Small deltas go contact by contact.
     assert!(
         shop.omnisend
@@ -789,6 +807,7 @@ async fn a_deleted_customer_is_unsubscribed_tagged_and_forgotten_locally() {
         assert_eq!(i["channels"][ch]["status"], "unsubscribed", "{c:#}");
     }
     assert!(c["tags"].as_array().unwrap().contains(&json!("ct: erased")));
+    support::contract::assert_bodies_match_official_schemas(&shop.omnisend.requests());
     // Its personal data is gone from the local store.
     assert!(shop.state().member(EU_BRAND, &id).await.unwrap().is_none());
     let retired = shop
@@ -822,22 +841,57 @@ async fn faults_on_both_apis_lose_and_duplicate_nothing() {
     let shop = Shop::start().await;
     let faults = Faults {
         error_rate: 0.2,
+        seed: 3,
         ..Faults::default()
     };
     shop.omnisend.set_faults(faults.clone());
-    shop.ct.set_faults(faults);
+    shop.ct.set_faults(faults.clone());
     // Runs until one completes without failures (a run with failures keeps its cursor).
-    for _ in 0..5 {
-        let runs = shop.sync(false).await;
-        if runs.iter().all(|r| r.stats.failed == 0) {
-            break;
+    let until_clean = || async {
+        for _ in 0..6 {
+            let runs = shop.sync(false).await;
+            if runs.iter().all(|r| r.stats.failed == 0) {
+                return;
+            }
         }
+        panic!("no clean run under 20% faults");
+    };
+    until_clean().await;
+    // A delta under faults too: single `POST /contacts` requests fail and are retried.
+    for n in [1, 2, 3, 6, 7] {
+        shop.ct
+            .update_customer(&shopgen::customer_id(SEED, n), |c| {
+                c["lastName"] = json!("Delta")
+            });
     }
+    until_clean().await;
+    let injected = shop
+        .omnisend
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429 || r.status >= 500)
+        .count();
+    assert!(injected > 0, "no fault was injected");
     shop.omnisend.set_faults(Faults::default());
     shop.ct.set_faults(Faults::default());
     let (want, _) = expected(&shop.data);
     for brand in [US_KEY, EU_KEY] {
-        assert_brand_matches(&shop.omnisend, brand, &want[brand]);
+        let mut want = want[brand].clone();
+        for n in [1, 2, 3, 6, 7] {
+            if let Some(e) = shopgen::normalised_email(n).and_then(|e| want.get_mut(&e)) {
+                e.last_name = Some("Delta".into());
+            }
+        }
+        assert_brand_matches(&shop.omnisend, brand, &want);
+        // One contact per email: nothing duplicated.
+        let emails: Vec<Value> = shop
+            .omnisend
+            .contacts(brand)
+            .iter()
+            .map(|c| c["email"].clone())
+            .collect();
+        let unique: BTreeSet<String> = emails.iter().map(|e| e.to_string()).collect();
+        assert_eq!(unique.len(), emails.len());
     }
     // Nothing left to send once the faults are gone.
     shop.omnisend.clear_requests();
@@ -889,4 +943,115 @@ async fn the_contacts_sync_works_on_postgres_too() {
     for brand in [US_KEY, EU_KEY] {
         assert_brand_matches(&shop.omnisend, brand, &want[brand]);
     }
+}
+
+/// A `MakeWriter` collecting every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_email_or_phone_appears_unmasked_in_any_log_line_at_any_level() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let shop = Shop::start().await;
+    shop.sync(false).await;
+    // A delta with an email change and a deletion logs too.
+    shop.ct
+        .update_customer(&shopgen::customer_id(SEED, 1), |c| {
+            c["email"] = json!("Moved.Person@Example.com")
+        });
+    shop.ct.delete_customer(&shopgen::customer_id(SEED, 14));
+    shop.sync(false).await;
+    drop(_guard);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines().count() > 100,
+        "the capture saw the run's logs ({} lines)",
+        text.lines().count()
+    );
+    let mut secrets: Vec<String> = vec!["moved.person@example.com".into()];
+    for n in 0..CUSTOMERS {
+        secrets.push(shopgen::raw_email(n).trim().to_owned());
+        secrets.extend(shopgen::normalised_email(n));
+        secrets.extend(shopgen::expected_e164(n));
+        secrets.extend(shopgen::raw_phone(n).filter(|p| p.len() > 6));
+    }
+    for i in 0..GUEST_ORDERS {
+        secrets.push(shopgen::guest_order_email(i, CUSTOMERS).to_lowercase());
+    }
+    let lower = text.to_lowercase();
+    for s in secrets {
+        assert!(
+            !lower.contains(&s.to_lowercase()),
+            "{s:?} appears in the logs:\n{}",
+            text.lines()
+                .find(|l| l.to_lowercase().contains(&s.to_lowercase()))
+                .unwrap_or_default()
+        );
+    }
+}
+
+#[tokio::test]
+async fn replaying_a_rejected_customer_after_its_email_is_fixed_creates_the_contact() {
+    let shop = Shop::start().await;
+    shop.sync(false).await;
+    let n = 17; // invalid email, store `eu`
+    assert!(shopgen::is_invalid_email(n));
+    let id = shopgen::customer_id(SEED, n);
+    let open = shop
+        .state()
+        .list_rejected(&RejectedFilter {
+            open_only: true,
+            limit: 10_000,
+            ..RejectedFilter::default()
+        })
+        .await
+        .unwrap();
+    let r = open
+        .iter()
+        .find(|r| r.ct_id == id && r.entity == "customer")
+        .expect("the invalid email is rejected")
+        .clone();
+    // Still invalid: replay keeps it open with the reason.
+    let outcomes = shop
+        .engine()
+        .replay(std::slice::from_ref(&r))
+        .await
+        .unwrap();
+    assert!(!outcomes[0].resolved, "{outcomes:?}");
+    assert!(outcomes[0].detail.contains("still rejected"));
+    shop.ct
+        .update_customer(&id, |c| c["email"] = json!("fixed17@example.com"));
+    // The replay works on the rejection's brand.
+    let brand = if r.route == "KEY_US" { US_KEY } else { EU_KEY };
+    let outcomes = shop.engine().replay(&[r]).await.unwrap();
+    assert!(outcomes[0].resolved, "{outcomes:?}");
+    assert!(
+        shop.omnisend
+            .contacts(brand)
+            .iter()
+            .any(|c| c["email"] == "fixed17@example.com")
+    );
 }

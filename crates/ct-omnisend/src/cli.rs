@@ -397,8 +397,37 @@ async fn rejected(
             }
             let ct = app::commercetools_client(settings)?;
             let sinks = app::sinks(settings, &process_env, None)?;
-            let engine = CatalogSync::new(ct, store.clone(), settings.clone(), sinks);
-            let outcomes = engine.replay(id).await?;
+            let contacts =
+                ContactSync::new(ct.clone(), store.clone(), settings.clone(), sinks.clone());
+            let catalog = CatalogSync::new(ct, store.clone(), settings.clone(), sinks);
+            let outcomes = match id {
+                Some(id) => match store.rejected(id).await? {
+                    Some(r) if ContactSync::handles(&r.entity) => {
+                        if r.resolved_at.is_some() {
+                            bail!("rejected record {id} is already resolved");
+                        }
+                        contacts.replay(&[r]).await?
+                    }
+                    _ => catalog.replay(Some(id)).await?,
+                },
+                None => {
+                    let mut outcomes = catalog.replay(None).await?;
+                    let open = store
+                        .list_rejected(&RejectedFilter {
+                            entity: None,
+                            route: None,
+                            open_only: true,
+                            limit: i64::MAX,
+                        })
+                        .await?;
+                    let mine: Vec<_> = open
+                        .into_iter()
+                        .filter(|r| ContactSync::handles(&r.entity))
+                        .collect();
+                    outcomes.extend(contacts.replay(&mine).await?);
+                    outcomes
+                }
+            };
             output::print_replay(&outcomes, json)?;
             if outcomes.iter().any(|o| !o.resolved) {
                 return Ok(ExitCode::from(2));

@@ -562,7 +562,8 @@ impl CatalogSync {
         Ok(outcome)
     }
 
-    /// Re-fetches, re-maps and re-sends open rejected catalog records (one by id, or all).
+    /// Re-fetches, re-maps and re-sends open rejected catalog records (one by id, or all open
+    /// category and product rejections).
     /// A record that now maps and is accepted is resolved; one that fails again stays open
     /// with the new reason.
     pub async fn replay(&self, only: Option<i64>) -> Result<Vec<ReplayOutcome>, SyncError> {
@@ -581,14 +582,20 @@ impl CatalogSync {
                 }
             },
             None => {
-                self.store
-                    .list_rejected(&RejectedFilter {
-                        entity: None,
-                        route: None,
-                        open_only: true,
-                        limit: i64::MAX,
-                    })
-                    .await?
+                let mut all = Vec::new();
+                for entity in [CATEGORIES, PRODUCTS] {
+                    all.extend(
+                        self.store
+                            .list_rejected(&RejectedFilter {
+                                entity: Some(entity.into()),
+                                route: None,
+                                open_only: true,
+                                limit: i64::MAX,
+                            })
+                            .await?,
+                    );
+                }
+                all
             }
         };
         let lookups = self.lookups().await?;
@@ -993,7 +1000,8 @@ pub struct ReplayOutcome {
 }
 
 impl ReplayOutcome {
-    fn from(r: &Rejected, resolved: bool, detail: String) -> Self {
+    /// The outcome for rejected record `r`.
+    pub fn from(r: &Rejected, resolved: bool, detail: String) -> Self {
         Self {
             id: r.id,
             entity: r.entity.clone(),

@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::catalog::ReplayOutcome;
 use super::pages::ReadAhead;
 use super::sink::Sink;
 use super::writer::{BatchWriter, ItemKey, Planned, Target, problem_summary};
@@ -42,8 +43,8 @@ use crate::mapping::contacts::{
 };
 use crate::mapping::{Rejection, payload_hash};
 use crate::store::{
-    Cursor, MemberRow, NewRejected, RecordStatus, RetiredRow, RunStats, StateStore, StoreOptions,
-    SyncRecord,
+    Cursor, MemberRow, NewRejected, RecordStatus, Rejected, RetiredRow, RunStats, StateStore,
+    StoreOptions, SyncRecord,
 };
 
 /// Run and cursor entity of customers.
@@ -355,6 +356,113 @@ impl ContactSync {
         Ok(summary)
     }
 
+    /// Whether a rejected record belongs to the contacts sync.
+    pub fn handles(entity: &str) -> bool {
+        [map::CUSTOMER, map::CONTACT, map::GUEST, CONTACTS].contains(&entity)
+    }
+
+    /// Re-reads and re-sends what open contact rejections are about: the customer (or guest
+    /// order/cart) is fetched again, merged with its contact's other members and sent; a
+    /// refused contact is merged and sent again. A record whose cause is gone is resolved.
+    pub async fn replay(&self, rejected: &[Rejected]) -> Result<Vec<ReplayOutcome>, SyncError> {
+        let brands = self
+            .settings
+            .brands(None)
+            .map_err(|e| SyncError::Config(e.to_string()))?;
+        let groups: HashMap<String, String> = self
+            .ct
+            .all::<CustomerGroup>("customer-groups")
+            .await?
+            .into_iter()
+            .filter_map(|g| Some((g.id, g.key?)))
+            .collect();
+        let mut outcomes = Vec::new();
+        for brand in &brands {
+            let mine: Vec<&Rejected> = rejected.iter().filter(|r| r.route == brand.id).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let sink = self.sinks.get(&brand.stores[0].key).ok_or_else(|| {
+                SyncError::Config(format!("no Omnisend sink for brand {}", brand.id))
+            })?;
+            let run = BrandRun {
+                sync: self,
+                brand,
+                members: &self.store,
+                sink,
+                dry: sink.is_dry_run(),
+                seen_run: None,
+                full: false,
+                force: true,
+            };
+            let mut touched = Touched::default();
+            let mut tally = Tally::default();
+            for r in &mine {
+                match r.entity.as_str() {
+                    CONTACTS => {
+                        touched.keys.insert(r.ct_id.clone());
+                    }
+                    map::GUEST => {
+                        let (kind, id) = r.ct_id.split_once(':').unwrap_or(("", ""));
+                        match kind {
+                            "order" => {
+                                if let Some(o) =
+                                    self.ct.get::<Order>(&format!("orders/{id}"), &[]).await?
+                                {
+                                    run.take_guests(&[o], &mut touched, &mut tally).await?;
+                                }
+                            }
+                            "cart" => {
+                                if let Some(c) =
+                                    self.ct.get::<Cart>(&format!("carts/{id}"), &[]).await?
+                                {
+                                    run.take_guests(&[c], &mut touched, &mut tally).await?;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => {
+                        match self
+                            .ct
+                            .get::<Customer>(&format!("customers/{}", r.ct_id), &[])
+                            .await?
+                        {
+                            Some(c) => {
+                                run.take_customers(&[c], &groups, &mut touched, &mut tally)
+                                    .await?
+                            }
+                            None => {
+                                run.erase(std::slice::from_ref(&r.ct_id), &mut touched, &mut tally)
+                                    .await?
+                            }
+                        }
+                    }
+                }
+            }
+            run.write(&touched, &mut tally).await?;
+            for r in mine {
+                let now = self.store.rejected(r.id).await?;
+                outcomes.push(match now {
+                    Some(n) if n.resolved_at.is_none() => {
+                        ReplayOutcome::from(r, false, format!("still rejected: {}", n.reason))
+                    }
+                    _ => ReplayOutcome::from(r, true, "resolved".into()),
+                });
+            }
+        }
+        for r in rejected {
+            if !brands.iter().any(|b| b.id == r.route) {
+                outcomes.push(ReplayOutcome::from(
+                    r,
+                    false,
+                    format!("brand {:?} is no longer configured", r.route),
+                ));
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// An in-memory copy of a brand's members, for dry runs.
     async fn scratch_members(&self, brand: &str) -> Result<StateStore, SyncError> {
         let scratch = StateStore::connect_with(
@@ -374,13 +482,44 @@ impl ContactSync {
     }
 }
 
-fn order_address(o: &Order) -> Option<&Address> {
-    o.billing_address.as_ref().or(o.shipping_address.as_ref())
+/// An order or a cart, as a source of guest contacts.
+trait GuestSource: Keyed {
+    /// `order` or `cart` (names the record in rejections).
+    const SOURCE: &'static str;
+    fn customer_id(&self) -> Option<&str>;
+    fn customer_email(&self) -> Option<&str>;
+    fn store_key(&self) -> Option<&str>;
+    /// Billing address, else shipping address.
+    fn address(&self) -> Option<&Address>;
+    fn created_at(&self) -> OffsetDateTime;
 }
 
-fn cart_address(c: &Cart) -> Option<&Address> {
-    c.billing_address.as_ref().or(c.shipping_address.as_ref())
+macro_rules! guest_source {
+    ($t:ty, $name:literal) => {
+        impl GuestSource for $t {
+            const SOURCE: &'static str = $name;
+            fn customer_id(&self) -> Option<&str> {
+                self.customer_id.as_deref()
+            }
+            fn customer_email(&self) -> Option<&str> {
+                self.customer_email.as_deref()
+            }
+            fn store_key(&self) -> Option<&str> {
+                self.store.as_ref().map(|s| s.key.as_str())
+            }
+            fn address(&self) -> Option<&Address> {
+                self.billing_address
+                    .as_ref()
+                    .or(self.shipping_address.as_ref())
+            }
+            fn created_at(&self) -> OffsetDateTime {
+                self.created_at
+            }
+        }
+    };
 }
+guest_source!(Order, "order");
+guest_source!(Cart, "cart");
 
 /// One brand's run.
 struct BrandRun<'a> {
@@ -432,79 +571,91 @@ impl BrandRun<'_> {
     ) -> Result<(), SyncError> {
         let mut pager = self.pager::<Customer>("customers", since, vec![]);
         while let Some(page) = pager.next_page().await? {
-            tally.stats.seen += page.len() as u64;
-            let mut rows = Vec::with_capacity(page.len());
-            let mut gone = Vec::new();
-            let mut clean = Vec::new();
-            for c in &page {
-                let routes: Vec<&str> = if c.stores.is_empty() {
-                    self.brand
-                        .route_for(None)
-                        .map(|s| s.key.as_str())
-                        .into_iter()
-                        .collect()
-                } else {
-                    c.stores
-                        .iter()
-                        .filter_map(|s| self.brand.route_for(Some(&s.key)))
-                        .map(|s| s.key.as_str())
-                        .collect()
-                };
-                if routes.is_empty() {
-                    // Not (or no longer) a customer of this brand.
-                    gone.push(c.id.clone());
-                    continue;
-                }
-                let store_country = self
-                    .brand
-                    .stores
-                    .iter()
-                    .find(|s| s.key == routes[0])
-                    .and_then(|s| s.country.as_ref());
-                let ctx = ContactContext {
-                    settings: &self.settings().contacts,
-                    primary: self.primary(),
-                    store_country,
-                    routes: &routes,
-                };
-                let group = c
-                    .customer_group
-                    .as_ref()
-                    .and_then(|g| groups.get(&g.id))
-                    .map(String::as_str);
-                match map::customer_facts(c, group, &ctx) {
-                    Ok(mapped) => {
-                        if mapped.warnings.is_empty() {
-                            clean.push(c.id.clone());
-                        }
-                        for w in &mapped.warnings {
-                            self.reject(w, None, tally, false).await?;
-                        }
-                        rows.push(self.row(mapped.facts)?);
-                    }
-                    Err(r) => {
-                        self.reject(&r, None, tally, true).await?;
-                        gone.push(c.id.clone());
-                    }
-                }
-            }
-            if !self.dry && !clean.is_empty() {
-                self.sync
-                    .store
-                    .resolve_rejected_many(
-                        &self.brand.id,
-                        map::CUSTOMER,
-                        &clean,
-                        OffsetDateTime::now_utc(),
-                    )
-                    .await?;
-            }
-            self.upsert(rows, touched).await?;
-            for m in self.members.delete_members(&self.brand.id, &gone).await? {
-                touched.keys.insert(m.contact_key);
-            }
+            self.take_customers(&page, groups, touched, tally).await?;
         }
         tally.position = pager.position().await;
+        Ok(())
+    }
+
+    /// Maps customers into members of this brand (or removes them from it).
+    async fn take_customers(
+        &self,
+        page: &[Customer],
+        groups: &HashMap<String, String>,
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        tally.stats.seen += page.len() as u64;
+        let mut rows = Vec::with_capacity(page.len());
+        let mut gone = Vec::new();
+        let mut clean = Vec::new();
+        for c in page {
+            let routes: Vec<&str> = if c.stores.is_empty() {
+                self.brand
+                    .route_for(None)
+                    .map(|s| s.key.as_str())
+                    .into_iter()
+                    .collect()
+            } else {
+                c.stores
+                    .iter()
+                    .filter_map(|s| self.brand.route_for(Some(&s.key)))
+                    .map(|s| s.key.as_str())
+                    .collect()
+            };
+            if routes.is_empty() {
+                // Not (or no longer) a customer of this brand.
+                gone.push(c.id.clone());
+                continue;
+            }
+            let store_country = self
+                .brand
+                .stores
+                .iter()
+                .find(|s| s.key == routes[0])
+                .and_then(|s| s.country.as_ref());
+            let ctx = ContactContext {
+                settings: &self.settings().contacts,
+                primary: self.primary(),
+                store_country,
+                routes: &routes,
+            };
+            let group = c
+                .customer_group
+                .as_ref()
+                .and_then(|g| groups.get(&g.id))
+                .map(String::as_str);
+            match map::customer_facts(c, group, &ctx) {
+                Ok(mapped) => {
+                    if mapped.warnings.is_empty() {
+                        clean.push(c.id.clone());
+                    }
+                    for w in &mapped.warnings {
+                        self.reject(w, tally, false).await?;
+                    }
+                    rows.push(self.row(mapped.facts)?);
+                }
+                Err(r) => {
+                    self.reject(&r, tally, true).await?;
+                    gone.push(c.id.clone());
+                }
+            }
+        }
+        if !self.dry && !clean.is_empty() {
+            self.sync
+                .store
+                .resolve_rejected_many(
+                    &self.brand.id,
+                    map::CUSTOMER,
+                    &clean,
+                    OffsetDateTime::now_utc(),
+                )
+                .await?;
+        }
+        self.upsert(rows, touched).await?;
+        for m in self.members.delete_members(&self.brand.id, &gone).await? {
+            touched.keys.insert(m.contact_key);
+        }
         Ok(())
     }
 
@@ -561,87 +712,90 @@ impl BrandRun<'_> {
         touched: &mut Touched,
         tally: &mut Tally,
     ) -> Result<Option<DeltaPosition>, SyncError> {
-        let position;
-        macro_rules! guests {
-            ($ty:ty, $path:literal, $source:literal, $addr:expr) => {{
-                let mut pager = self.pager::<$ty>($path, since, vec![]);
-                while let Some(page) = pager.next_page().await? {
-                    let mut latest: BTreeMap<String, MemberFacts> = BTreeMap::new();
-                    for o in &page {
-                        if o.customer_id.is_some() {
-                            continue;
-                        }
-                        let Some(email) = o.customer_email.as_deref() else {
-                            continue;
-                        };
-                        let Some(route) = self
-                            .brand
-                            .route_for(o.store.as_ref().map(|s| s.key.as_str()))
-                        else {
-                            continue;
-                        };
-                        let routes = [route.key.as_str()];
-                        let ctx = ContactContext {
-                            settings: &self.settings().contacts,
-                            primary: self.primary(),
-                            store_country: route.country.as_ref(),
-                            routes: &routes,
-                        };
-                        let g = GuestRecord {
-                            source: $source,
-                            id: &o.id,
-                            email,
-                            address: $addr(o),
-                            created_at: o.created_at,
-                            modified_at: o.last_modified_at,
-                        };
-                        match map::guest_facts(&g, &ctx) {
-                            Ok(m) => {
-                                let f = m.facts;
-                                match latest.get(&f.member_id) {
-                                    Some(prev) if prev.modified_at >= f.modified_at => {}
-                                    _ => {
-                                        latest.insert(f.member_id.clone(), f);
-                                    }
-                                }
-                            }
-                            Err(r) => {
-                                self.reject(&r, Some(route.key.as_str()), tally, true)
-                                    .await?
-                            }
-                        }
+        if entity == GUEST_ORDERS {
+            let mut pager = self.pager::<Order>("orders", since, vec![]);
+            while let Some(page) = pager.next_page().await? {
+                self.take_guests(&page, touched, tally).await?;
+            }
+            Ok(pager.position().await)
+        } else {
+            let mut pager = self.pager::<Cart>("carts", since, vec![]);
+            while let Some(page) = pager.next_page().await? {
+                self.take_guests(&page, touched, tally).await?;
+            }
+            Ok(pager.position().await)
+        }
+    }
+
+    /// Maps the account-less orders or carts of a page into guest members, keeping the newest
+    /// record per guest.
+    async fn take_guests<G: GuestSource>(
+        &self,
+        page: &[G],
+        touched: &mut Touched,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        let mut latest: BTreeMap<String, MemberFacts> = BTreeMap::new();
+        for o in page {
+            if o.customer_id().is_some() {
+                continue;
+            }
+            let Some(email) = o.customer_email() else {
+                continue;
+            };
+            let Some(route) = self.brand.route_for(o.store_key()) else {
+                continue;
+            };
+            let routes = [route.key.as_str()];
+            let ctx = ContactContext {
+                settings: &self.settings().contacts,
+                primary: self.primary(),
+                store_country: route.country.as_ref(),
+                routes: &routes,
+            };
+            let g = GuestRecord {
+                source: G::SOURCE,
+                id: o.id(),
+                email,
+                address: o.address(),
+                created_at: o.created_at(),
+                modified_at: o.last_modified_at(),
+            };
+            match map::guest_facts(&g, &ctx) {
+                Ok(m) => {
+                    let f = m.facts;
+                    if latest
+                        .get(&f.member_id)
+                        .is_none_or(|prev| prev.modified_at < f.modified_at)
+                    {
+                        latest.insert(f.member_id.clone(), f);
                     }
-                    // Keep the newest facts per guest: compare with what is stored.
-                    let keys: Vec<String> = latest
-                        .values()
-                        .filter_map(|f| f.contact_key(self.primary()))
-                        .collect();
-                    let stored: HashMap<String, OffsetDateTime> = self
-                        .members
-                        .members_by_keys(&self.brand.id, &keys)
-                        .await?
-                        .into_iter()
-                        .map(|m| (m.member_id, m.modified_at))
-                        .collect();
-                    let rows = latest
-                        .into_values()
-                        .filter(|f| stored.get(&f.member_id).is_none_or(|t| *t < f.modified_at))
-                        .map(|f| {
-                            let mut row = self.row(f)?;
-                            row.seen_run = None;
-                            Ok(row)
-                        })
-                        .collect::<Result<Vec<_>, SyncError>>()?;
-                    self.upsert(rows, touched).await?;
                 }
-                position = pager.position().await;
-            }};
+                Err(r) => self.reject(&r, tally, true).await?,
+            }
         }
-        match entity {
-            GUEST_ORDERS => guests!(Order, "orders", "order", order_address),
-            _ => guests!(Cart, "carts", "cart", cart_address),
-        }
-        Ok(position)
+        // Keep the newest facts per guest: compare with what is stored.
+        let keys: Vec<String> = latest
+            .values()
+            .filter_map(|f| f.contact_key(self.primary()))
+            .collect();
+        let stored: HashMap<String, OffsetDateTime> = self
+            .members
+            .members_by_keys(&self.brand.id, &keys)
+            .await?
+            .into_iter()
+            .map(|m| (m.member_id, m.modified_at))
+            .collect();
+        let rows = latest
+            .into_values()
+            .filter(|f| stored.get(&f.member_id).is_none_or(|t| *t < f.modified_at))
+            .map(|f| {
+                let mut row = self.row(f)?;
+                row.seen_run = None;
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        self.upsert(rows, touched).await
     }
 
     /// Full run: members not seen are customers deleted in commercetools.
@@ -721,7 +875,6 @@ impl BrandRun<'_> {
     async fn reject(
         &self,
         r: &Rejection,
-        route: Option<&str>,
         tally: &mut Tally,
         counts: bool,
     ) -> Result<(), SyncError> {
@@ -735,7 +888,7 @@ impl BrandRun<'_> {
         self.sync
             .store
             .add_rejected(&NewRejected {
-                route: route.unwrap_or(&self.brand.id).to_owned(),
+                route: self.brand.id.clone(),
                 entity: r.entity.to_owned(),
                 ct_id: r.id.clone(),
                 field: Some(r.field.clone()),
@@ -807,7 +960,7 @@ impl BrandRun<'_> {
                             continue;
                         };
                         match &conflict {
-                            Some(c) => self.reject(c, None, tally, false).await?,
+                            Some(c) => self.reject(c, tally, false).await?,
                             None => {
                                 clean_members.extend(members.iter().map(|m| m.member_id.clone()))
                             }

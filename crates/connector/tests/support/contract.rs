@@ -9,6 +9,7 @@ use serde_json::Value;
 const PRODUCTS: &str = "omnisend-products-api-openapi.yml";
 const CATEGORIES: &str = "omnisend-product-categories-api-openapi.yml";
 const BATCHES: &str = "omnisend-batches-api-openapi.yml";
+const CONTACTS: &str = "omnisend-contacts-api-openapi.yml";
 
 /// Validates each logged request body by its endpoint; returns how many bodies were checked,
 /// or `None` when the specs are not available.
@@ -21,6 +22,7 @@ pub fn assert_bodies_match_official_schemas(requests: &[LoggedRequest]) -> Optio
     let category_update =
         validator_for(CATEGORIES, "UpdateCategoryRequest").expect("categories spec");
     let batch = validator_for(BATCHES, "CreateBatchRequest").expect("batches spec");
+    let contact = validator_for(CONTACTS, "ContactRequest").expect("contacts spec");
     let mut checked = 0;
     let check = |v: &jsonschema::Validator, body: &Value, what: &str| {
         let errs = errors(v, body);
@@ -42,11 +44,14 @@ pub fn assert_bodies_match_official_schemas(requests: &[LoggedRequest]) -> Optio
                 // Batch items are full category bodies for both methods (Omnisend's batch items
                 // are "the body the single endpoint takes"; PUT carries the id in the body).
                 Some("categories") => &category,
+                Some("contacts") => &contact,
                 other => panic!("unexpected batch endpoint {other:?}"),
             };
             for item in body["items"].as_array().expect("items") {
                 check(item_validator, item, "batch item");
             }
+        } else if path == "/contacts" {
+            check(&contact, body, "contact body");
         } else if path.starts_with("/products") {
             check(&product, body, "product body");
         } else if path == "/product-categories" {
