@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use connector::config::Settings;
+use connector::identity::Email;
 use connector::store::{RejectedFilter, StateStore};
+use emulators::customers::{self as shop, CustomerSpec, generate_customers};
 use emulators::seed::{CatalogSpec, generate_catalog, store_routes_toml};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::json;
@@ -35,6 +37,23 @@ batch_poll_interval_ms = 250
 [state]
 url = "{state_url}"
 
+# Consent and profile fields of the generated customers (custom type `customer-marketing`).
+[contacts]
+gender_field = "gender"
+
+[contacts.email_consent]
+field = "emailMarketingConsent"
+date_field = "emailMarketingConsentAt"
+source_field = "emailMarketingConsentSource"
+double_opt_in_field = "emailDoubleOptIn"
+
+[contacts.sms_consent]
+field = "smsMarketingConsent"
+date_field = "smsMarketingConsentAt"
+
+[contacts.custom_fields]
+include = ["loyaltyTier"]
+
 {stores}"#,
         api = ct.api_url(),
         auth = ct.auth_url(),
@@ -54,6 +73,7 @@ fn demo_env(name: &str) -> Option<String> {
 
 /// Runs the demo.
 pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
+    const CUSTOMERS: usize = 300;
     let products = products.max(1000);
     println!("ct-omnisend demo: starting local commercetools and Omnisend emulators…");
     let ct = CtEmulator::start(CtEmulatorConfig {
@@ -73,10 +93,25 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         seed: 42,
     });
     ct.seed(&data);
+    let people = generate_customers(&CustomerSpec {
+        customers: CUSTOMERS,
+        seed: 42,
+        stores: vec!["us".into(), "eu".into()],
+        guest_orders: 30,
+        guest_carts: 20,
+    });
+    ct.seed_customers(&people);
     println!(
         "  generated shop: {} products, {} categories, stores us (en-US → en, USD) and eu (de-DE → de → en, EUR)",
         data.products.len(),
         data.categories.len()
+    );
+    println!(
+        "  {} customers (consent given, withdrawn or absent; in DE, GB, US and FR; some with invalid \
+         emails or phones, some sharing a phone), {} guest orders, {} carts",
+        people.customers.len(),
+        people.orders.len(),
+        people.carts.len()
     );
 
     let dir = tempfile::Builder::new()
@@ -102,6 +137,13 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
 
     let args = |full| SyncArgs {
         entity: Entity::Catalog,
+        full,
+        dry_run: None,
+        store: None,
+        json: false,
+    };
+    let customers = |full| SyncArgs {
+        entity: Entity::Customers,
         full,
         dry_run: None,
         store: None,
@@ -137,6 +179,24 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
     println!("\n3) a second delta sync right away sends no product writes:");
     crate::cli::sync(&settings, &args(false), &demo_env).await?;
 
+    println!(
+        "\n4) customers → contacts: one contact per brand and email (duplicates merged), consent only \
+         with evidence, country rules applied (DE needs double opt-in), welcome messages off:"
+    );
+    crate::cli::sync(&settings, &customers(false), &demo_env).await?;
+
+    println!(
+        "\n5) one customer changes email, one withdraws email consent, one is deleted; delta sync:"
+    );
+    let id = |n| shop::customer_id(42, n);
+    ct.update_customer(&id(1), |c| c["email"] = json!("new.address.1@example.com"));
+    ct.update_customer(&id(5), |c| {
+        c["custom"]["fields"][shop::EMAIL_CONSENT] = json!(false);
+        c["custom"]["fields"][shop::EMAIL_CONSENT_AT] = json!("2026-11-27T09:00:00.000Z");
+    });
+    ct.delete_customer(&id(14));
+    crate::cli::sync(&settings, &customers(false), &demo_env).await?;
+
     let store = StateStore::connect(&settings.state_url).await?;
     let rejected = store
         .list_rejected(&RejectedFilter {
@@ -152,7 +212,7 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, n)| n)
         .sum();
-    println!("\n4) rejected records ({open} open; they did not stop the run): first few:");
+    println!("\n6) rejected records ({open} open; they did not stop the runs): first few:");
     for r in &rejected {
         println!(
             "   #{} {}/{} {} field {}: {}",
@@ -165,7 +225,7 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         );
     }
 
-    println!("\n5) what the Omnisend emulator now holds:");
+    println!("\n7) what the Omnisend emulator now holds:");
     for (store_key, key) in [("us", US_KEY), ("eu", EU_KEY)] {
         let products = omnisend.products(key);
         println!(
@@ -187,6 +247,42 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
                 } else {
                     format!(" (was {})", v["strikeThroughPrice"])
                 }
+            );
+        }
+    }
+    for (store_key, key) in [("us", US_KEY), ("eu", EU_KEY)] {
+        let contacts = omnisend.contacts(key);
+        let count = |channel: &str, status: &str| {
+            contacts
+                .iter()
+                .flat_map(|c| c["identifiers"].as_array().cloned().unwrap_or_default())
+                .filter(|i| i["channels"][channel]["status"] == status)
+                .count()
+        };
+        println!(
+            "   brand {store_key}: {} contacts; email subscribed {} / unsubscribed {}; sms subscribed {} / unsubscribed {}; the rest: no status sent",
+            contacts.len(),
+            count("email", "subscribed"),
+            count("email", "unsubscribed"),
+            count("sms", "subscribed"),
+            count("sms", "unsubscribed"),
+        );
+        if let Some(c) = contacts
+            .iter()
+            .find(|c| c["identifiers"].as_array().is_some_and(|i| i.len() == 2))
+        {
+            let masked = c["email"]
+                .as_str()
+                .and_then(|e| Email::parse(e).ok())
+                .map(|e| e.mask())
+                .unwrap_or_default();
+            println!(
+                "     e.g. {masked} ({} {}, {}), tags {}, properties {}",
+                c["firstName"].as_str().unwrap_or("-"),
+                c["lastName"].as_str().unwrap_or("-"),
+                c["countryCode"].as_str().unwrap_or("-"),
+                c["tags"],
+                c["customProperties"]
             );
         }
     }

@@ -114,6 +114,9 @@ impl Shop {
             categories: 12,
             seed: 11,
         }));
+        ct.seed_customers(&emulators::customers::generate_customers(
+            &emulators::customers::CustomerSpec::default(),
+        ));
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ct-omnisend.toml");
         std::fs::write(
@@ -456,6 +459,11 @@ async fn sync_with_an_unknown_store_key_is_refused() {
 
 /// The `created` column of every `products` row of the summary tables.
 fn created_of_product_rows(stdout: &str) -> Vec<u64> {
+    created_of_rows(stdout, "products")
+}
+
+/// The `created` column of every row of `entity` in the summary tables.
+fn created_of_rows(stdout: &str, entity: &str) -> Vec<u64> {
     let mut header: Option<Vec<&str>> = None;
     let mut out = Vec::new();
     for line in stdout.lines() {
@@ -465,7 +473,7 @@ fn created_of_product_rows(stdout: &str) -> Vec<u64> {
             continue;
         }
         let Some(h) = &header else { continue };
-        if cells.len() == h.len() && cells.get(1) == Some(&"products") {
+        if cells.len() == h.len() && cells.get(1) == Some(&entity) {
             let col = h.iter().position(|c| *c == "created").unwrap();
             out.push(
                 cells[col]
@@ -489,6 +497,13 @@ async fn demo_exits_zero_with_non_zero_created_counts() {
     );
     // The first table is the initial full sync of both stores.
     assert!(created[0] > 0 && created[1] > 0, "{stdout}");
+    // Customers become contacts in both brands, then a delta sends the changes.
+    let contacts = created_of_rows(&stdout, "customers");
+    assert!(
+        contacts.len() >= 2 && contacts[0] > 0 && contacts[1] > 0,
+        "no contacts created by the demo:\n{stdout}"
+    );
+    assert!(stdout.contains("contacts; email subscribed"), "{stdout}");
 }
 
 #[tokio::test]
