@@ -467,12 +467,18 @@ fn expected(data: &CustomerData) -> (Brands, BTreeSet<(String, String)>) {
                     (true, false) => None,
                 }
             });
-            let sms_status = phone.as_ref().and_then(|_| {
-                latest(sms_said).and_then(|s| match (s.granted, s.dated) {
-                    (false, _) => Some(("unsubscribed".to_owned(), wire(s.at))),
-                    (true, true) => Some(("subscribed".to_owned(), wire(s.at))),
-                    (true, false) => None,
-                })
+            // SMS consent counts only from members whose own phone is the one sent.
+            let sms_status = phone.as_ref().and_then(|p| {
+                members
+                    .iter()
+                    .filter(|m| m.phone.as_ref() == Some(p))
+                    .filter_map(|m| m.customer.and_then(sms_said))
+                    .max_by_key(|s| (s.at, !s.granted))
+                    .and_then(|s| match (s.granted, s.dated) {
+                        (false, _) => Some(("unsubscribed".to_owned(), wire(s.at))),
+                        (true, true) => Some(("subscribed".to_owned(), wire(s.at))),
+                        (true, false) => None,
+                    })
             });
             let mut tags: BTreeSet<String> = BTreeSet::from(["source: commercetools".to_owned()]);
             for m in &members {

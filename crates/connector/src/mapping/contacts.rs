@@ -404,7 +404,14 @@ pub fn merge<'o>(
     let secondary = std::iter::once(winner)
         .chain(members.iter().filter(|m| m.member_id != winner.member_id))
         .filter(|m| m.secondary(primary).is_some())
-        .max_by_key(|m| (m.member_id == winner.member_id, m.modified_at))
+        // The winner's first; else the most recent; on a tie the smallest id (order-free).
+        .max_by_key(|m| {
+            (
+                m.member_id == winner.member_id,
+                m.modified_at,
+                std::cmp::Reverse(m.member_id.as_str()),
+            )
+        })
         .and_then(|m| {
             let value = m.secondary(primary)?;
             match owner(value) {
@@ -637,18 +644,33 @@ fn identifier(
         send_welcome_message: Some(false),
         source: None,
     };
-    // The most recent explicit statement: dated by itself, else by its record's modification;
-    // on a tie a "no" wins.
+    // The most recent explicit statement of a member holding this very identifier (one
+    // account's SMS consent never subscribes another account's phone): dated by itself, else
+    // by its record's modification. On a tie the strictest wins — a "no", then a pending double
+    // opt-in, then an undated "yes", then an unconfirmed one — then the smallest member id, so
+    // the outcome never depends on the order members are listed in.
     let latest = members
         .iter()
+        .filter(|m| match channel {
+            Channel::Email => m.email.as_deref() == Some(out.id.as_str()),
+            Channel::Sms => m.phone.as_deref() == Some(out.id.as_str()),
+        })
         .filter_map(|m| {
             let s = match channel {
                 Channel::Email => m.email_consent.as_ref(),
                 Channel::Sms => m.sms_consent.as_ref(),
             }?;
-            Some((s.at.unwrap_or(m.modified_at), !s.granted, s))
+            let when = s.at.unwrap_or(m.modified_at);
+            let strictness = (
+                !s.granted,
+                s.double_opt_in == Some(false),
+                s.at.is_none(),
+                s.double_opt_in != Some(true),
+            );
+            Some((when, strictness, std::cmp::Reverse(m.member_id.as_str()), s))
         })
-        .max_by_key(|(at, revoked, _)| (*at, *revoked));
+        .max_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
+        .map(|(when, strictness, _, s)| (when, strictness, s));
     let Some((when, _, s)) = latest else {
         return out;
     };
@@ -868,7 +890,7 @@ fn statement(
     };
     Some(Statement {
         granted,
-        at: text(&cfg.date_field).and_then(|s| OffsetDateTime::parse(&s, &Rfc3339).ok()),
+        at: text(&cfg.date_field).and_then(|s| consent_date(&s)),
         source: text(&cfg.source_field),
         double_opt_in: cfg
             .double_opt_in_field
@@ -877,6 +899,15 @@ fn statement(
             .and_then(Value::as_bool),
         ip: text(&cfg.ip_field),
         user_agent: text(&cfg.user_agent_field),
+    })
+}
+
+/// A DateTime field (RFC 3339) or a Date field (`YYYY-MM-DD`, read as midnight UTC).
+fn consent_date(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+            .ok()
+            .map(|d| d.midnight().assume_utc())
     })
 }
 

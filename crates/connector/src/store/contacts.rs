@@ -105,9 +105,24 @@ macro_rules! retired_columns {
     };
 }
 
-const UPSERT_MEMBER: &str = "INSERT INTO contact_members (brand, member_id, contact_key, \
+/// Upserts the rows of a JSON array `[{b, m, k, s, c, u, f, r}]` in one statement (SQLite; the
+/// `WHERE true` resolves the parser ambiguity of `INSERT … SELECT … ON CONFLICT`).
+const UPSERT_MEMBERS_SQLITE: &str = "INSERT INTO contact_members (brand, member_id, contact_key, \
      secondary, created_at, modified_at, facts, seen_run) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     SELECT json_extract(value, '$.b'), json_extract(value, '$.m'), json_extract(value, '$.k'), \
+     json_extract(value, '$.s'), json_extract(value, '$.c'), json_extract(value, '$.u'), \
+     json_extract(value, '$.f'), json_extract(value, '$.r') FROM json_each($1) WHERE true \
+     ON CONFLICT (brand, member_id) DO UPDATE SET \
+     contact_key = excluded.contact_key, secondary = excluded.secondary, \
+     created_at = excluded.created_at, modified_at = excluded.modified_at, \
+     facts = excluded.facts, \
+     seen_run = COALESCE(excluded.seen_run, contact_members.seen_run)";
+
+/// [`UPSERT_MEMBERS_SQLITE`] for PostgreSQL.
+const UPSERT_MEMBERS_POSTGRES: &str = "INSERT INTO contact_members (brand, member_id, \
+     contact_key, secondary, created_at, modified_at, facts, seen_run) \
+     SELECT x.b, x.m, x.k, x.s, x.c, x.u, x.f, x.r FROM jsonb_to_recordset($1::jsonb) \
+     AS x(b text, m text, k text, s text, c bigint, u bigint, f jsonb, r bigint) \
      ON CONFLICT (brand, member_id) DO UPDATE SET \
      contact_key = excluded.contact_key, secondary = excluded.secondary, \
      created_at = excluded.created_at, modified_at = excluded.modified_at, \
@@ -169,53 +184,90 @@ impl StateStore {
         if rows.is_empty() {
             return Ok(changes);
         }
-        // Read-then-write: take the write lock up front so a concurrent writer
-        // cannot change a row between our read and our write (SQLite would
-        // otherwise fail the upgrade with SQLITE_BUSY; Postgres locks the rows
-        // with FOR UPDATE instead).
+        // The last row per member wins (one statement may not touch a row twice).
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            last.insert((r.brand.as_str(), r.member_id.as_str()), i);
+        }
+        let mut order: Vec<usize> = last.into_values().collect();
+        order.sort_unstable();
+        // Read-then-write in one transaction that takes the write lock up front, so a
+        // concurrent writer cannot change a row between our read and our write (SQLite would
+        // otherwise fail the upgrade with SQLITE_BUSY; Postgres locks the rows FOR UPDATE).
+        // Each chunk is one statement to find the changed keys and one to write: a statement
+        // per row costs a round trip to SQLite's worker thread each, which dominated the run.
         let begin = match self.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
+        let insert = match self.backend() {
+            Backend::Sqlite => UPSERT_MEMBERS_SQLITE,
+            Backend::Postgres => UPSERT_MEMBERS_POSTGRES,
+        };
         on_backend!(
             self,
-            sqlite = "SELECT contact_key, facts FROM contact_members \
-                      WHERE brand = $1 AND member_id = $2",
-            postgres = "SELECT contact_key, facts FROM contact_members \
-                        WHERE brand = $1 AND member_id = $2 FOR UPDATE",
+            // `CROSS JOIN` fixes the loop order for SQLite's planner: over the given pairs,
+            // each looked up by primary key (the other order scans the table per pair).
+            sqlite = "SELECT m.member_id, m.contact_key, m.facts FROM json_each($2) j \
+                      CROSS JOIN contact_members m \
+                      WHERE m.brand = $1 AND m.member_id = json_extract(j.value, '$[0]') \
+                      AND m.contact_key <> json_extract(j.value, '$[1]')",
+            postgres = "SELECT m.member_id, m.contact_key, m.facts FROM contact_members m \
+                        JOIN jsonb_array_elements($2::jsonb) j ON m.member_id = j.value->>0 \
+                        WHERE m.brand = $1 AND m.contact_key <> j.value->>1 FOR UPDATE OF m",
             |sql, pool| {
                 let mut tx = pool.begin_with(begin).await?;
-                for r in rows {
-                    let previous = sqlx::query(sql)
-                        .bind(&r.brand)
-                        .bind(&r.member_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(previous) = previous {
-                        let previous_key = previous.text("contact_key")?;
-                        if previous_key != r.contact_key {
+                for chunk in order.chunks(ID_CHUNK) {
+                    let mut by_brand: HashMap<&str, Vec<[&str; 2]>> = HashMap::new();
+                    for &i in chunk {
+                        let r = &rows[i];
+                        by_brand
+                            .entry(r.brand.as_str())
+                            .or_default()
+                            .push([r.member_id.as_str(), r.contact_key.as_str()]);
+                    }
+                    for (brand, pairs) in by_brand {
+                        let pairs = serde_json::to_string(&pairs)?;
+                        let found = sqlx::query(sql)
+                            .bind(brand)
+                            .bind(pairs.as_str())
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        for previous in &found {
                             changes.push(KeyChange {
-                                member_id: r.member_id.clone(),
-                                previous_key,
-                                previous_facts: json_col(&previous, "facts")?,
+                                member_id: previous.text("member_id")?,
+                                previous_key: previous.text("contact_key")?,
+                                previous_facts: json_col(previous, "facts")?,
                             });
                         }
                     }
-                    sqlx::query(UPSERT_MEMBER)
-                        .bind(&r.brand)
-                        .bind(&r.member_id)
-                        .bind(&r.contact_key)
-                        .bind(r.secondary.as_deref())
-                        .bind(to_ms(r.created_at))
-                        .bind(to_ms(r.modified_at))
-                        .bind(Json(&r.facts))
-                        .bind(r.seen_run)
+                    let batch: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|&i| {
+                            let r = &rows[i];
+                            serde_json::json!({
+                                "b": r.brand, "m": r.member_id, "k": r.contact_key,
+                                "s": r.secondary, "c": to_ms(r.created_at),
+                                "u": to_ms(r.modified_at), "f": r.facts, "r": r.seen_run,
+                            })
+                        })
+                        .collect();
+                    let batch = serde_json::to_string(&batch)?;
+                    sqlx::query(insert)
+                        .bind(batch.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
                 tx.commit().await?;
             }
         );
+        // Reported in input order.
+        let position: HashMap<&str, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.member_id.as_str(), i))
+            .collect();
+        changes.sort_by_key(|c| position.get(c.member_id.as_str()).copied());
         Ok(changes)
     }
 

@@ -288,34 +288,71 @@ impl StateStore {
         if records.is_empty() {
             return Ok(());
         }
+        // One statement per chunk (the rows travel as one JSON array): a statement per row
+        // costs a round trip to SQLite's worker thread each, and the batch writer waits for
+        // this between submissions. The last row per key wins, as a loop of upserts would.
+        let mut last: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            last.insert((r.route.as_str(), r.entity.as_str(), r.ct_id.as_str()), i);
+        }
+        let mut order: Vec<usize> = last.into_values().collect();
+        order.sort_unstable();
         on_backend!(
             self,
-            sql = "INSERT INTO sync_records (route, entity, ct_id, ct_version, payload_hash, \
-                   omnisend_id, status, batch_id, last_error, synced_at, seen_run, refresh_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                   ON CONFLICT (route, entity, ct_id) DO UPDATE SET \
-                   ct_version = excluded.ct_version, payload_hash = excluded.payload_hash, \
-                   omnisend_id = excluded.omnisend_id, status = excluded.status, \
-                   batch_id = excluded.batch_id, last_error = excluded.last_error, \
-                   synced_at = excluded.synced_at, \
-                   seen_run = COALESCE(excluded.seen_run, sync_records.seen_run), \
-                   refresh_at = excluded.refresh_at",
+            sqlite = "INSERT INTO sync_records (route, entity, ct_id, ct_version, payload_hash, \
+                      omnisend_id, status, batch_id, last_error, synced_at, seen_run, refresh_at) \
+                      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                      json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                      json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                      json_extract(value, '$[6]'), json_extract(value, '$[7]'), \
+                      json_extract(value, '$[8]'), json_extract(value, '$[9]'), \
+                      json_extract(value, '$[10]'), json_extract(value, '$[11]') \
+                      FROM json_each($1) WHERE true \
+                      ON CONFLICT (route, entity, ct_id) DO UPDATE SET \
+                      ct_version = excluded.ct_version, payload_hash = excluded.payload_hash, \
+                      omnisend_id = excluded.omnisend_id, status = excluded.status, \
+                      batch_id = excluded.batch_id, last_error = excluded.last_error, \
+                      synced_at = excluded.synced_at, \
+                      seen_run = COALESCE(excluded.seen_run, sync_records.seen_run), \
+                      refresh_at = excluded.refresh_at",
+            postgres = "INSERT INTO sync_records (route, entity, ct_id, ct_version, payload_hash, \
+                        omnisend_id, status, batch_id, last_error, synced_at, seen_run, refresh_at) \
+                        SELECT v->>0, v->>1, v->>2, (v->>3)::bigint, v->>4, v->>5, v->>6, v->>7, \
+                        v->>8, (v->>9)::bigint, (v->>10)::bigint, (v->>11)::bigint \
+                        FROM jsonb_array_elements($1::jsonb) AS t(v) \
+                        ON CONFLICT (route, entity, ct_id) DO UPDATE SET \
+                        ct_version = excluded.ct_version, payload_hash = excluded.payload_hash, \
+                        omnisend_id = excluded.omnisend_id, status = excluded.status, \
+                        batch_id = excluded.batch_id, last_error = excluded.last_error, \
+                        synced_at = excluded.synced_at, \
+                        seen_run = COALESCE(excluded.seen_run, sync_records.seen_run), \
+                        refresh_at = excluded.refresh_at",
             |sql, pool| {
                 let mut tx = pool.begin().await?;
-                for r in records {
+                for chunk in order.chunks(ID_CHUNK) {
+                    let rows: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|&i| {
+                            let r = &records[i];
+                            serde_json::json!([
+                                r.route,
+                                r.entity,
+                                r.ct_id,
+                                r.ct_version,
+                                r.payload_hash,
+                                r.omnisend_id,
+                                r.status.as_str(),
+                                r.batch_id,
+                                r.last_error,
+                                r.synced_at.map(to_ms),
+                                r.seen_run,
+                                r.refresh_at.map(to_ms),
+                            ])
+                        })
+                        .collect();
+                    let rows = serde_json::to_string(&rows)?;
                     sqlx::query(sql)
-                        .bind(&r.route)
-                        .bind(&r.entity)
-                        .bind(&r.ct_id)
-                        .bind(r.ct_version)
-                        .bind(&r.payload_hash)
-                        .bind(r.omnisend_id.as_deref())
-                        .bind(r.status.as_str())
-                        .bind(r.batch_id.as_deref())
-                        .bind(r.last_error.as_deref())
-                        .bind(r.synced_at.map(to_ms))
-                        .bind(r.seen_run)
-                        .bind(r.refresh_at.map(to_ms))
+                        .bind(rows.as_str())
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -674,6 +711,38 @@ impl StateStore {
             }
         );
         Ok(id)
+    }
+
+    /// [`add_rejected`](Self::add_rejected) for many records, in one transaction.
+    pub async fn add_rejected_many(&self, records: &[NewRejected]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        on_backend!(
+            self,
+            sql = "INSERT INTO rejected_records (route, entity, ct_id, field, reason, payload, \
+                   attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) \
+                   ON CONFLICT (route, entity, ct_id) WHERE resolved_at IS NULL DO UPDATE SET \
+                   field = excluded.field, reason = excluded.reason, payload = excluded.payload, \
+                   attempts = rejected_records.attempts + 1, updated_at = excluded.updated_at",
+            |sql, pool| {
+                let mut tx = pool.begin().await?;
+                for r in records {
+                    sqlx::query(sql)
+                        .bind(&r.route)
+                        .bind(&r.entity)
+                        .bind(&r.ct_id)
+                        .bind(r.field.as_deref())
+                        .bind(&r.reason)
+                        .bind(r.payload.as_ref().map(Json))
+                        .bind(to_ms(r.at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(())
     }
 
     /// The rejection with `id`, open or resolved.

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use commercetools::CtClient;
 use commercetools::models::{Address, Cart, Customer, CustomerGroup, Message, Order};
@@ -239,8 +239,10 @@ impl ContactSync {
                 full: mode == Mode::Full,
                 force: opts.full,
             };
+            let phase = Instant::now();
             run.read_customers(groups, since(cursor.as_ref()), &mut touched, &mut tally)
                 .await?;
+            tracing::debug!(brand = %brand.id, ms = phase.elapsed().as_millis() as u64, seen = tally.stats.seen, "customers read");
             let mut guest_positions = Vec::new();
             if self.settings.contacts.guests
                 && brand.primary_identifier() == PrimaryIdentifier::Email
@@ -265,7 +267,9 @@ impl ContactSync {
             if mode == Mode::Full {
                 touched.keys.extend(members.member_keys(&brand.id).await?);
             }
+            let phase = Instant::now();
             run.write(&touched, &mut tally).await?;
+            tracing::debug!(brand = %brand.id, ms = phase.elapsed().as_millis() as u64, keys = touched.keys.len(), "contacts written");
             Ok::<_, SyncError>((tally, guest_positions))
         }
         .await;
@@ -570,9 +574,23 @@ impl BrandRun<'_> {
         tally: &mut Tally,
     ) -> Result<(), SyncError> {
         let mut pager = self.pager::<Customer>("customers", since, vec![]);
-        while let Some(page) = pager.next_page().await? {
+        let (mut waiting, mut working) = (Duration::ZERO, Duration::ZERO);
+        loop {
+            let t = Instant::now();
+            let Some(page) = pager.next_page().await? else {
+                break;
+            };
+            waiting += t.elapsed();
+            let t = Instant::now();
             self.take_customers(&page, groups, touched, tally).await?;
+            working += t.elapsed();
         }
+        tracing::debug!(
+            brand = %self.brand.id,
+            waiting_ms = waiting.as_millis() as u64,
+            working_ms = working.as_millis() as u64,
+            "customers: time waiting for commercetools pages vs mapping and storing them"
+        );
         tally.position = pager.position().await;
         Ok(())
     }
@@ -589,6 +607,7 @@ impl BrandRun<'_> {
         let mut rows = Vec::with_capacity(page.len());
         let mut gone = Vec::new();
         let mut clean = Vec::new();
+        let mut rejections = Vec::new();
         for c in page {
             let routes: Vec<&str> = if c.stores.is_empty() {
                 self.brand
@@ -631,16 +650,17 @@ impl BrandRun<'_> {
                         clean.push(c.id.clone());
                     }
                     for w in &mapped.warnings {
-                        self.reject(w, tally, false).await?;
+                        self.note(w, tally, false, &mut rejections);
                     }
                     rows.push(self.row(mapped.facts)?);
                 }
                 Err(r) => {
-                    self.reject(&r, tally, true).await?;
+                    self.note(&r, tally, true, &mut rejections);
                     gone.push(c.id.clone());
                 }
             }
         }
+        self.flush_rejections(rejections).await?;
         if !self.dry && !clean.is_empty() {
             self.sync
                 .store
@@ -878,25 +898,34 @@ impl BrandRun<'_> {
         tally: &mut Tally,
         counts: bool,
     ) -> Result<(), SyncError> {
+        let mut buffer = Vec::with_capacity(1);
+        self.note(r, tally, counts, &mut buffer);
+        self.flush_rejections(buffer).await
+    }
+
+    /// Counts and logs a rejection (or a warning, when it does not `count`) and queues it for
+    /// [`BrandRun::flush_rejections`].
+    fn note(&self, r: &Rejection, tally: &mut Tally, counts: bool, buffer: &mut Vec<NewRejected>) {
         if counts {
             tally.stats.rejected += 1;
         }
         tracing::info!(brand = %self.brand.id, entity = r.entity, id = %r.id, field = %r.field, reason = %r.reason, "contact record rejected or trimmed");
-        if self.dry {
-            return Ok(());
+        buffer.push(NewRejected {
+            route: self.brand.id.clone(),
+            entity: r.entity.to_owned(),
+            ct_id: r.id.clone(),
+            field: Some(r.field.clone()),
+            reason: r.reason.clone(),
+            payload: None,
+            at: OffsetDateTime::now_utc(),
+        });
+    }
+
+    /// Stores queued rejections in one transaction (nothing in a dry run).
+    async fn flush_rejections(&self, buffer: Vec<NewRejected>) -> Result<(), SyncError> {
+        if !self.dry {
+            self.sync.store.add_rejected_many(&buffer).await?;
         }
-        self.sync
-            .store
-            .add_rejected(&NewRejected {
-                route: self.brand.id.clone(),
-                entity: r.entity.to_owned(),
-                ct_id: r.id.clone(),
-                field: Some(r.field.clone()),
-                reason: r.reason.clone(),
-                payload: None,
-                at: OffsetDateTime::now_utc(),
-            })
-            .await?;
         Ok(())
     }
 
@@ -923,14 +952,14 @@ impl BrandRun<'_> {
         let mut singles: Vec<Planned> = Vec::new();
         for chunk in keys.chunks(KEY_CHUNK) {
             let rows = self.members.members_by_keys(&self.brand.id, chunk).await?;
-            let mut by_key: BTreeMap<&str, Vec<MemberFacts>> = BTreeMap::new();
-            for row in &rows {
-                if let Ok(f) = serde_json::from_value::<MemberFacts>(row.facts.clone()) {
-                    by_key.entry(row.contact_key.as_str()).or_default().push(f);
-                }
-            }
             let secondaries: Vec<String> =
                 rows.iter().filter_map(|r| r.secondary.clone()).collect();
+            let mut by_key: BTreeMap<String, Vec<MemberFacts>> = BTreeMap::new();
+            for row in rows {
+                if let Ok(f) = serde_json::from_value::<MemberFacts>(row.facts) {
+                    by_key.entry(row.contact_key).or_default().push(f);
+                }
+            }
             let owners = self
                 .members
                 .secondary_owners(&self.brand.id, &secondaries)
@@ -944,6 +973,7 @@ impl BrandRun<'_> {
             let mut new_retired = Vec::new();
             let mut revived = Vec::new();
             let mut clean_members = Vec::new();
+            let mut conflicts = Vec::new();
             for key in chunk {
                 let body = match by_key.get(key.as_str()) {
                     Some(members) => {
@@ -960,7 +990,7 @@ impl BrandRun<'_> {
                             continue;
                         };
                         match &conflict {
-                            Some(c) => self.reject(c, tally, false).await?,
+                            Some(c) => self.note(c, tally, false, &mut conflicts),
                             None => {
                                 clean_members.extend(members.iter().map(|m| m.member_id.clone()))
                             }
@@ -1021,6 +1051,7 @@ impl BrandRun<'_> {
                     singles.push(planned);
                 }
             }
+            self.flush_rejections(conflicts).await?;
             if !self.dry {
                 // Kept until Omnisend confirms, so a crash cannot lose a retirement.
                 self.members.put_retired(&new_retired).await?;

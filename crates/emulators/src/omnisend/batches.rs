@@ -338,17 +338,23 @@ pub(crate) async fn list(
     let endpoint = endpoint.unwrap_or_default();
     let mut st = lock(&s);
     let base = st.base_url.clone();
-    let matching: Vec<Value> = st
+    // Page first, then render: rendering every stored batch (with its items) on each poll
+    // made polls slower as a run went on.
+    let matching: Vec<&Batch> = st
         .brand(&key.0)
         .batches
         .iter()
         .rev()
         .filter(|b| b.endpoint == endpoint)
         .filter(|b| status.as_deref().is_none_or(|s| b.status.as_str() == s))
-        .map(Batch::to_json)
         .collect();
     let total = matching.len();
-    let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(Batch::to_json)
+        .collect();
     let extra = format!("endpoint={endpoint}&");
     Outcome::ok(
         200,

@@ -94,6 +94,8 @@ pub(crate) struct Brand {
     pub products: BTreeMap<String, Value>,
     pub categories: BTreeMap<String, Value>,
     pub contacts: Vec<Value>,
+    /// `(identifier type, id)` → index in `contacts` (identifiers are unique per brand).
+    pub contact_index: HashMap<(String, String), usize>,
     pub events: Vec<Value>,
     pub batches: Vec<Batch>,
 }

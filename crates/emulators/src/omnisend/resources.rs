@@ -367,11 +367,16 @@ fn identifiers(body: &Value) -> Vec<Value> {
 }
 
 fn owner_of(brand: &Brand, ty: &str, id: &str) -> Option<usize> {
-    brand.contacts.iter().position(|c| {
-        c["identifiers"]
-            .as_array()
-            .is_some_and(|ids| ids.iter().any(|i| i["type"] == ty && i["id"] == id))
-    })
+    brand
+        .contact_index
+        .get(&(ty.to_owned(), id.to_owned()))
+        .copied()
+}
+
+fn index_identifier(brand: &mut Brand, ty: &str, id: &str, idx: usize) {
+    brand
+        .contact_index
+        .insert((ty.to_owned(), id.to_owned()), idx);
 }
 
 /// Merges a request identifier's channels into a stored identifier; an older `statusChangedAt`
@@ -513,6 +518,7 @@ pub(crate) fn upsert_contact(brand: &mut Brand, body: &Value) -> Outcome {
                     if let Some(ids) = brand.contacts[idx]["identifiers"].as_array_mut() {
                         ids.push(stored_identifier(ri));
                     }
+                    index_identifier(brand, ty, id, idx);
                 }
             }
         }
@@ -545,6 +551,15 @@ pub(crate) fn upsert_contact(brand: &mut Brand, body: &Value) -> Outcome {
     });
     apply_contact_fields(&mut c, body);
     derive_contact_fields(&mut c);
+    let idx = brand.contacts.len();
+    for i in c["identifiers"].as_array().cloned().unwrap_or_default() {
+        index_identifier(
+            brand,
+            i["type"].as_str().unwrap_or_default(),
+            i["id"].as_str().unwrap_or_default(),
+            idx,
+        );
+    }
     brand.contacts.push(c);
     let c = brand.contacts.last().cloned().unwrap_or_default();
     contact_response(201, &c)
