@@ -274,6 +274,9 @@ pub struct ContactsSettings {
     pub policy: ConsentPolicy,
     /// Custom properties.
     pub custom_fields: CustomFieldSettings,
+    /// Custom fields the mapping reads itself (consent, gender, phone): never sent as
+    /// properties.
+    pub mapped_fields: Vec<String>,
 }
 
 impl Default for ContactsSettings {
@@ -411,7 +414,7 @@ impl ContactsSettings {
             }
         }
         let single_request_limit = raw.single_request_limit.unwrap_or(100);
-        Ok(ContactsSettings {
+        let mut settings = ContactsSettings {
             phone_sources,
             gender_field: field_name("contacts.gender_field", raw.gender_field)?,
             guests: raw.guests.unwrap_or(true),
@@ -427,7 +430,36 @@ impl ContactsSettings {
                 exclude: cf.exclude.unwrap_or_default(),
                 rename,
             },
-        })
+            mapped_fields: Vec::new(),
+        };
+        settings.mapped_fields = settings.read_fields();
+        Ok(settings)
+    }
+
+    fn read_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for ch in [&self.email, &self.sms] {
+            out.extend(
+                [
+                    &ch.field,
+                    &ch.date_field,
+                    &ch.source_field,
+                    &ch.double_opt_in_field,
+                    &ch.ip_field,
+                    &ch.user_agent_field,
+                ]
+                .into_iter()
+                .flatten()
+                .cloned(),
+            );
+        }
+        out.extend(self.gender_field.clone());
+        for src in &self.phone_sources {
+            if let PhoneSource::Custom(f) = src {
+                out.push(f.clone());
+            }
+        }
+        out
     }
 
     /// The consent fields of a channel.

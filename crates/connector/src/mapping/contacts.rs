@@ -220,11 +220,9 @@ pub fn customer_facts(
         }
     };
 
-    let profile_address = c
-        .default_shipping_address()
-        .or_else(|| c.default_billing_address())
-        .or_else(|| c.addresses.first());
-    let phone = read_phone(c, ctx, &mut warnings);
+    let (shipping, billing) = (c.default_shipping_address(), c.default_billing_address());
+    let profile_address = shipping.or(billing).or_else(|| c.addresses.first());
+    let phone = read_phone(c, (shipping, billing), ctx, &mut warnings);
     if ctx.primary == PrimaryIdentifier::Phone && phone.is_none() {
         let reason = if warnings.iter().any(|w| w.field == "phone") {
             "no valid phone, and phone is the primary identifier"
@@ -266,9 +264,8 @@ pub fn customer_facts(
         properties.insert("ct_customer_number".to_owned(), Value::from(n));
     }
     if let Some(fields) = fields {
-        let used = used_fields(ctx.settings);
         for (name, value) in fields {
-            if used.contains(&name.as_str()) {
+            if ctx.settings.mapped_fields.contains(name) {
                 continue;
             }
             let Some(prop) = ctx.settings.custom_fields.property_for(name) else {
@@ -716,6 +713,7 @@ fn identifier(
 
 fn read_phone(
     c: &Customer,
+    (shipping, billing): (Option<&Address>, Option<&Address>),
     ctx: &ContactContext<'_>,
     warnings: &mut Vec<Rejection>,
 ) -> Option<String> {
@@ -724,14 +722,12 @@ fn read_phone(
         let (raw, country) = match src {
             PhoneSource::Custom(f) => (
                 fields.and_then(|fs| fs.get(f)).and_then(Value::as_str),
-                c.default_shipping_address()
-                    .or_else(|| c.default_billing_address())
-                    .map(|a| a.country.as_str()),
+                shipping.or(billing).map(|a| a.country.as_str()),
             ),
             PhoneSource::Address { address, mobile } => {
                 let a = match address {
-                    AddressKind::Shipping => c.default_shipping_address(),
-                    AddressKind::Billing => c.default_billing_address(),
+                    AddressKind::Shipping => shipping,
+                    AddressKind::Billing => billing,
                 }?;
                 let raw = if *mobile { &a.mobile } else { &a.phone };
                 (raw.as_deref(), Some(a.country.as_str()))
@@ -811,32 +807,6 @@ fn gender(v: &str) -> Option<String> {
         "f" | "female" | "woman" | "mrs" | "ms" => Some("f".into()),
         _ => None,
     }
-}
-
-fn used_fields(s: &ContactsSettings) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for ch in [&s.email, &s.sms] {
-        out.extend(
-            [
-                &ch.field,
-                &ch.date_field,
-                &ch.source_field,
-                &ch.double_opt_in_field,
-                &ch.ip_field,
-                &ch.user_agent_field,
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
-        );
-    }
-    out.extend(s.gender_field.as_deref());
-    for src in &s.phone_sources {
-        if let PhoneSource::Custom(f) = src {
-            out.push(f);
-        }
-    }
-    out
 }
 
 /// Scalars and arrays of scalars become properties; references, money and localized values
