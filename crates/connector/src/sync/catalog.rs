@@ -178,24 +178,8 @@ impl CatalogSync {
         let started = route.now;
         let fingerprint = ss.catalog_fingerprint(&self.settings.catalog);
         let cursor = self.store.cursor(PRODUCTS, &ss.key).await?;
-        let (mode, reason) = match &cursor {
-            _ if opts.full => (Mode::Full, None),
-            None => (
-                Mode::Full,
-                Some("first run for this store (no cursor yet)".to_owned()),
-            ),
-            Some(c) if c.mapping_fingerprint.as_deref() != Some(fingerprint.as_str()) => (
-                Mode::Full,
-                Some(format!(
-                    "the catalog mapping configuration changed (fingerprint {} → {fingerprint})",
-                    c.mapping_fingerprint.as_deref().unwrap_or("none")
-                )),
-            ),
-            Some(c) if c.last_modified_at.is_none() => {
-                (Mode::Full, Some("cursor has no watermark".to_owned()))
-            }
-            Some(_) => (Mode::Delta, None),
-        };
+        let (mode, reason) =
+            super::choose_mode(cursor.as_ref(), &fingerprint, opts.full, "store", "catalog");
         if let Some(reason) = &reason {
             tracing::info!(store = %ss.key, %reason, "running a full catalog refresh");
         }

@@ -125,13 +125,7 @@ impl ContactSync {
             .settings
             .brands(opts.store.as_deref())
             .map_err(|e| SyncError::Config(e.to_string()))?;
-        let groups: HashMap<String, String> = self
-            .ct
-            .all::<CustomerGroup>("customer-groups")
-            .await?
-            .into_iter()
-            .filter_map(|g| Some((g.id, g.key?)))
-            .collect();
+        let groups = self.customer_group_keys().await?;
         let mut out = Vec::new();
         for brand in &brands {
             out.push(self.run_brand(brand, &groups, opts).await?);
@@ -173,24 +167,13 @@ impl ContactSync {
         let started = (self.clock)();
         let fingerprint = self.fingerprint(brand);
         let cursor = self.store.cursor(CUSTOMERS, &brand.id).await?;
-        let (mode, reason) = match &cursor {
-            _ if opts.full => (Mode::Full, None),
-            None => (
-                Mode::Full,
-                Some("first run for this brand (no cursor yet)".to_owned()),
-            ),
-            Some(c) if c.mapping_fingerprint.as_deref() != Some(fingerprint.as_str()) => (
-                Mode::Full,
-                Some(format!(
-                    "the contacts mapping configuration changed (fingerprint {} → {fingerprint})",
-                    c.mapping_fingerprint.as_deref().unwrap_or("none")
-                )),
-            ),
-            Some(c) if c.last_modified_at.is_none() => {
-                (Mode::Full, Some("cursor has no watermark".to_owned()))
-            }
-            Some(_) => (Mode::Delta, None),
-        };
+        let (mode, reason) = super::choose_mode(
+            cursor.as_ref(),
+            &fingerprint,
+            opts.full,
+            "brand",
+            "contacts",
+        );
         if let Some(reason) = &reason {
             tracing::info!(brand = %brand.id, %reason, "running a full contacts refresh");
         }
@@ -360,6 +343,17 @@ impl ContactSync {
         Ok(summary)
     }
 
+    /// Customer group id → key (groups without a key are left out: they give no tag).
+    async fn customer_group_keys(&self) -> Result<HashMap<String, String>, SyncError> {
+        Ok(self
+            .ct
+            .all::<CustomerGroup>("customer-groups")
+            .await?
+            .into_iter()
+            .filter_map(|g| Some((g.id, g.key?)))
+            .collect())
+    }
+
     /// Whether a rejected record belongs to the contacts sync.
     pub fn handles(entity: &str) -> bool {
         [map::CUSTOMER, map::CONTACT, map::GUEST, CONTACTS].contains(&entity)
@@ -373,13 +367,7 @@ impl ContactSync {
             .settings
             .brands(None)
             .map_err(|e| SyncError::Config(e.to_string()))?;
-        let groups: HashMap<String, String> = self
-            .ct
-            .all::<CustomerGroup>("customer-groups")
-            .await?
-            .into_iter()
-            .filter_map(|g| Some((g.id, g.key?)))
-            .collect();
+        let groups = self.customer_group_keys().await?;
         let mut outcomes = Vec::new();
         for brand in &brands {
             let mine: Vec<&Rejected> = rejected.iter().filter(|r| r.route == brand.id).collect();

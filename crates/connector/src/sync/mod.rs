@@ -31,6 +31,36 @@ impl Mode {
     }
 }
 
+/// Chooses full or delta for a run, with the reason when a full run was not asked for: no cursor
+/// yet, a changed mapping fingerprint (`what` names the mapping, e.g. `catalog`), or a cursor
+/// without a watermark. `subject` names what the cursor belongs to (`store`, `brand`).
+pub fn choose_mode(
+    cursor: Option<&crate::store::Cursor>,
+    fingerprint: &str,
+    forced_full: bool,
+    subject: &str,
+    what: &str,
+) -> (Mode, Option<String>) {
+    match cursor {
+        _ if forced_full => (Mode::Full, None),
+        None => (
+            Mode::Full,
+            Some(format!("first run for this {subject} (no cursor yet)")),
+        ),
+        Some(c) if c.mapping_fingerprint.as_deref() != Some(fingerprint) => (
+            Mode::Full,
+            Some(format!(
+                "the {what} mapping configuration changed (fingerprint {} → {fingerprint})",
+                c.mapping_fingerprint.as_deref().unwrap_or("none")
+            )),
+        ),
+        Some(c) if c.last_modified_at.is_none() => {
+            (Mode::Full, Some("cursor has no watermark".to_owned()))
+        }
+        Some(_) => (Mode::Delta, None),
+    }
+}
+
 /// The outcome of one entity run for one route; serialises as one element of the `--json`
 /// document's `runs` array.
 #[derive(Clone, Debug, Serialize)]
