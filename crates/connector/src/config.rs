@@ -73,7 +73,7 @@ mod contacts;
 pub use contacts::{
     AddressKind, ChannelConsentSettings, ContactsSettings, CustomFieldSettings, PhoneSource,
     PrimaryIdentifier, RESERVED_PROPERTIES, RawChannelConsent, RawConsentRule, RawContacts,
-    RawCustomFields, property_name,
+    RawCustomFields, ReadFrom, property_name,
 };
 
 // ---------------------------------------------------------------------------------------------

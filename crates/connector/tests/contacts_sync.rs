@@ -1061,3 +1061,58 @@ async fn replaying_a_rejected_customer_after_its_email_is_fixed_creates_the_cont
             .any(|c| c["email"] == "fixed17@example.com")
     );
 }
+
+#[tokio::test]
+async fn reading_in_stores_gives_the_same_contacts_and_never_erases_a_customer_who_only_left() {
+    let mut shop = Shop::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(&shop.ct, &shop.omnisend, 6000)
+        .replace("[contacts]\n", "[contacts]\nread_from = \"stores\"\n");
+    shop.settings = load_settings(dir.path(), &toml, shop.store.url());
+    shop.sync(false).await;
+    let (want, _) = expected(&shop.data);
+    for brand in [US_KEY, EU_KEY] {
+        assert_brand_matches(&shop.omnisend, brand, &want[brand]);
+    }
+    // Customer 2 (store `eu` only) moves to store `us`: it leaves brand KEY_EU without being
+    // erased there. Customer 8 (store `eu`) is deleted: erased from the CustomerDeleted message.
+    let (moved, deleted) = (shopgen::customer_id(SEED, 2), shopgen::customer_id(SEED, 8));
+    shop.ct.update_customer(&moved, |c| {
+        c["stores"] = json!([{"typeId": "store", "key": "us"}]);
+    });
+    shop.ct.delete_customer(&deleted);
+    let runs = shop.sync(true).await;
+    assert_eq!(
+        runs.iter().map(|r| r.stats.deleted).sum::<u64>(),
+        1,
+        "only the deleted customer is erased: {runs:?}"
+    );
+    let eu = shop.omnisend.contacts(EU_KEY);
+    let status = |email: &str| {
+        eu.iter()
+            .find(|c| c["email"] == email)
+            .map(|c| c["tags"].as_array().unwrap().contains(&json!("ct: erased")))
+    };
+    assert_eq!(status(&shopgen::normalised_email(8).unwrap()), Some(true));
+    assert_eq!(status(&shopgen::normalised_email(2).unwrap()), Some(false));
+    assert!(
+        shop.state()
+            .member(EU_BRAND, &moved)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        shop.state()
+            .member("KEY_US", &moved)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        shop.omnisend
+            .contacts(US_KEY)
+            .iter()
+            .any(|c| c["email"] == shopgen::normalised_email(2).unwrap().as_str())
+    );
+}

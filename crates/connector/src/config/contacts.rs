@@ -63,6 +63,9 @@ pub struct RawCustomFields {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawContacts {
+    /// `project` (default): read `/customers` once; `stores`: read each route's in-store
+    /// endpoint (for API clients scoped to stores).
+    pub read_from: Option<String>,
     /// Where the phone comes from, first non-empty wins.
     pub phone_sources: Option<Vec<String>>,
     /// Customer custom field giving the gender.
@@ -112,6 +115,16 @@ impl PrimaryIdentifier {
             Self::Phone => "phone",
         }
     }
+}
+
+/// Where customers are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadFrom {
+    /// `GET /customers`, routed by each customer's `stores`.
+    Project,
+    /// `GET /in-store/key={store}/customers` per route (the `default` route: `/customers`,
+    /// global customers only).
+    Stores,
 }
 
 /// Which address a phone is read from.
@@ -254,6 +267,8 @@ pub fn property_name(field: &str) -> String {
 /// Checked `[contacts]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactsSettings {
+    /// Where customers are read from.
+    pub read_from: ReadFrom,
     /// Phone sources in order.
     pub phone_sources: Vec<PhoneSource>,
     /// Gender custom field.
@@ -414,7 +429,18 @@ impl ContactsSettings {
             }
         }
         let single_request_limit = raw.single_request_limit.unwrap_or(100);
+        let read_from = match raw.read_from.as_deref().unwrap_or("project") {
+            "project" => ReadFrom::Project,
+            "stores" => ReadFrom::Stores,
+            other => {
+                return Err(invalid(
+                    "contacts.read_from",
+                    format!("{other:?}: expected \"project\" or \"stores\""),
+                ));
+            }
+        };
         let mut settings = ContactsSettings {
+            read_from,
             phone_sources,
             gender_field: field_name("contacts.gender_field", raw.gender_field)?,
             guests: raw.guests.unwrap_or(true),

@@ -37,7 +37,7 @@ use super::pages::ReadAhead;
 use super::sink::Sink;
 use super::writer::{BatchWriter, ItemKey, Planned, Target, problem_summary};
 use super::{Mode, RunSummary, SyncError};
-use crate::config::{Brand, PrimaryIdentifier, Settings};
+use crate::config::{Brand, DEFAULT_ROUTE, PrimaryIdentifier, ReadFrom, Settings};
 use crate::mapping::contacts::{
     self as map, ContactContext, GuestRecord, MemberFacts, Ownership, Retirement,
 };
@@ -238,14 +238,21 @@ impl ContactSync {
                     guest_positions.push((entity, c, pos));
                 }
             }
-            if mode == Mode::Full {
-                run.sweep_unseen(&mut touched, &mut tally).await?;
-            } else if self.settings.contacts.deletions_from_messages {
+            // Reading in stores, a customer missing from a full run may only have left the
+            // brand's stores: only a `CustomerDeleted` message proves a deletion, so messages
+            // are read first and the sweep then only removes the rest from the brand.
+            let in_stores = self.settings.contacts.read_from == ReadFrom::Stores;
+            if self.settings.contacts.deletions_from_messages && (mode == Mode::Delta || in_stores) {
                 let c = self.store.cursor(DELETIONS, &brand.id).await?;
-                let pos = run
-                    .read_deletions(since(c.as_ref()), &mut touched, &mut tally)
-                    .await?;
+                let from = c
+                    .as_ref()
+                    .and_then(|c| c.last_modified_at)
+                    .map(|t| t - self.settings.contacts.delta_overlap);
+                let pos = run.read_deletions(from, &mut touched, &mut tally).await?;
                 guest_positions.push((DELETIONS, c, pos));
+            }
+            if mode == Mode::Full {
+                run.sweep_unseen(&mut touched, &mut tally, !in_stores).await?;
             }
             if mode == Mode::Full {
                 touched.keys.extend(members.member_keys(&brand.id).await?);
@@ -561,17 +568,37 @@ impl BrandRun<'_> {
         touched: &mut Touched,
         tally: &mut Tally,
     ) -> Result<(), SyncError> {
-        let mut pager = self.pager::<Customer>("customers", since, vec![]);
+        // (path, global customers only)
+        let sources: Vec<(String, bool)> = match self.settings().contacts.read_from {
+            ReadFrom::Project => vec![("customers".into(), false)],
+            ReadFrom::Stores => self
+                .brand
+                .stores
+                .iter()
+                .map(|s| match s.key.as_str() {
+                    DEFAULT_ROUTE => ("customers".to_owned(), true),
+                    key => (format!("in-store/key={key}/customers"), false),
+                })
+                .collect(),
+        };
         let (mut waiting, mut working) = (Duration::ZERO, Duration::ZERO);
-        loop {
-            let t = Instant::now();
-            let Some(page) = pager.next_page().await? else {
-                break;
-            };
-            waiting += t.elapsed();
-            let t = Instant::now();
-            self.take_customers(&page, groups, touched, tally).await?;
-            working += t.elapsed();
+        let mut positions = Vec::new();
+        for (path, global_only) in sources {
+            let mut pager = self.pager::<Customer>(&path, since, vec![]);
+            loop {
+                let t = Instant::now();
+                let Some(mut page) = pager.next_page().await? else {
+                    break;
+                };
+                waiting += t.elapsed();
+                let t = Instant::now();
+                if global_only {
+                    page.retain(|c| c.stores.is_empty());
+                }
+                self.take_customers(&page, groups, touched, tally).await?;
+                working += t.elapsed();
+            }
+            positions.push(pager.position().await);
         }
         tracing::debug!(
             brand = %self.brand.id,
@@ -579,7 +606,11 @@ impl BrandRun<'_> {
             working_ms = working.as_millis() as u64,
             "customers: time waiting for commercetools pages vs mapping and storing them"
         );
-        tally.position = pager.position().await;
+        // With several readers, only what all of them have passed is certainly read.
+        tally.position = positions
+            .into_iter()
+            .flatten()
+            .min_by(|a, b| (a.last_modified_at, &a.id).cmp(&(b.last_modified_at, &b.id)));
         Ok(())
     }
 
@@ -806,18 +837,28 @@ impl BrandRun<'_> {
         self.upsert(rows, touched).await
     }
 
-    /// Full run: members not seen are customers deleted in commercetools.
+    /// Full run: members not seen by it.
+    /// `erase`: the customers are gone from the project (project reads); otherwise they only
+    /// left the brand's stores.
     async fn sweep_unseen(
         &self,
         touched: &mut Touched,
         tally: &mut Tally,
+        erase: bool,
     ) -> Result<(), SyncError> {
         let Some(run) = self.seen_run else {
             return Ok(());
         };
         let unseen = self.members.unseen_members(&self.brand.id, run).await?;
         let ids: Vec<String> = unseen.iter().map(|m| m.member_id.clone()).collect();
-        self.erase(&ids, touched, tally).await
+        if erase {
+            return self.erase(&ids, touched, tally).await;
+        }
+        for m in self.members.delete_members(&self.brand.id, &ids).await? {
+            tracing::info!(brand = %self.brand.id, customer = %m.member_id, "customer no longer seen in the brand's stores: left the brand");
+            touched.keys.insert(m.contact_key);
+        }
+        Ok(())
     }
 
     /// Delta run: `CustomerDeleted` messages since the cursor.
