@@ -164,6 +164,34 @@ impl fmt::Display for Email {
 }
 
 /// Masks any text that may be an email (valid or not).
+/// Free text (an error message from an API, which may quote what it refused) with every
+/// email-like word and every number of seven or more digits masked, for logs.
+pub fn mask_text(text: &str) -> String {
+    let is_break = |c: char| c.is_whitespace() || "\"'`,;()[]{}<>".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&mask_email_text(word));
+        } else if word.chars().filter(char::is_ascii_digit).count() >= 7 {
+            out.push_str(&mask_phone_text(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_break(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 fn mask_email_text(s: &str) -> String {
     match s.rsplit_once('@') {
         Some((local, domain)) => format!("{}@{domain}", mask_local(local)),
@@ -338,6 +366,22 @@ fn mask_phone_text(s: &str) -> String {
     out.extend(std::iter::repeat_n('*', n - 4));
     out.extend(&digits[n - 2..]);
     out
+}
+
+#[cfg(test)]
+mod mask_text_tests {
+    use super::mask_text;
+
+    #[test]
+    fn free_text_has_its_addresses_and_numbers_masked_and_the_rest_kept() {
+        let masked = mask_text(
+            "identifiers[0].id: \"jane.doe@example.com\" is invalid; phone +4915112345678 (row 12)",
+        );
+        assert!(!masked.contains("jane.doe"), "{masked}");
+        assert!(!masked.contains("15112345678"), "{masked}");
+        assert!(masked.contains("identifiers[0].id"), "{masked}");
+        assert!(masked.contains("(row 12)"), "{masked}");
+    }
 }
 
 #[cfg(test)]

@@ -382,6 +382,21 @@ pub fn merge<'o>(
     backfill: bool,
     owner: impl Fn(&str) -> Ownership<'o>,
 ) -> Option<(Merged, Option<Rejection>)> {
+    merge_with_holders(members, &[], primary, settings, backfill, owner)
+}
+
+/// [`merge`], where `holders` are members of *other* contacts of the brand that hold one of
+/// this contact's identifiers (e.g. a phone shared by two accounts with different emails).
+/// Their statements about that identifier count too: a person who opted out of SMS through one
+/// account is not subscribed through another.
+pub fn merge_with_holders<'o>(
+    members: &[MemberFacts],
+    holders: &[MemberFacts],
+    primary: PrimaryIdentifier,
+    settings: &ContactsSettings,
+    backfill: bool,
+    owner: impl Fn(&str) -> Ownership<'o>,
+) -> Option<(Merged, Option<Rejection>)> {
     let winner = members.iter().max_by(|a, b| {
         (a.kind == MemberKind::Customer, a.modified_at, &a.member_id).cmp(&(
             b.kind == MemberKind::Customer,
@@ -448,6 +463,7 @@ pub fn merge<'o>(
             email,
             Channel::Email,
             members,
+            holders,
             country.as_ref(),
             &settings.policy,
             &settings.email,
@@ -460,6 +476,7 @@ pub fn merge<'o>(
             phone,
             Channel::Sms,
             members,
+            holders,
             country.as_ref(),
             &settings.policy,
             &settings.sms,
@@ -628,6 +645,7 @@ fn identifier(
     id: String,
     channel: Channel,
     members: &[MemberFacts],
+    holders: &[MemberFacts],
     country: Option<&CountryCode>,
     policy: &ConsentPolicy,
     fields: &ChannelConsentSettings,
@@ -648,6 +666,7 @@ fn identifier(
     // the outcome never depends on the order members are listed in.
     let latest = members
         .iter()
+        .chain(holders)
         .filter(|m| match channel {
             Channel::Email => m.email.as_deref() == Some(out.id.as_str()),
             Channel::Sms => m.phone.as_deref() == Some(out.id.as_str()),

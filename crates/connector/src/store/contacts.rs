@@ -564,6 +564,62 @@ impl StateStore {
         Ok(())
     }
 
+    /// The keys of every pending retirement of `brand`, sorted (retried by every run until
+    /// Omnisend confirms them).
+    pub async fn retired_keys(&self, brand: &str) -> Result<Vec<String>, StoreError> {
+        on_backend!(
+            self,
+            sql = "SELECT contact_key FROM contact_retired WHERE brand = $1 ORDER BY contact_key",
+            |sql, pool| {
+                let rows = sqlx::query(sql).bind(brand).fetch_all(pool).await?;
+                rows.iter()
+                    .map(|r| r.text("contact_key").map_err(StoreError::from))
+                    .collect::<Result<Vec<_>, _>>()
+            }
+        )
+    }
+
+    /// Every member of `brand` holding one of the secondary identifier `values` (whatever
+    /// contact it belongs to), ordered by (secondary, created_at, member_id).
+    pub async fn members_by_secondary(
+        &self,
+        brand: &str,
+        values: &[String],
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in distinct(values).chunks(ID_CHUNK) {
+            let values = serde_json::to_string(chunk)?;
+            on_backend!(
+                self,
+                sqlite = concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    " FROM contact_members WHERE brand = $1 \
+                     AND secondary IN (SELECT value FROM json_each($2)) \
+                     ORDER BY secondary, created_at, member_id"
+                ),
+                postgres = concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    " FROM contact_members WHERE brand = $1 \
+                     AND secondary IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+                     ORDER BY secondary, created_at, member_id"
+                ),
+                |sql, pool| {
+                    for row in sqlx::query(sql)
+                        .bind(brand)
+                        .bind(values.as_str())
+                        .fetch_all(pool)
+                        .await?
+                    {
+                        out.push(member_from_row(&row)?);
+                    }
+                }
+            );
+        }
+        Ok(out)
+    }
+
     /// The retired rows of `keys` for `brand`, keyed by contact key. Keys
     /// that are not retired are absent.
     pub async fn retired(

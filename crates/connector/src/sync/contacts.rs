@@ -38,6 +38,7 @@ use super::sink::Sink;
 use super::writer::{BatchWriter, ItemKey, Planned, Target, problem_summary};
 use super::{Mode, RunSummary, SyncError};
 use crate::config::{Brand, DEFAULT_ROUTE, PrimaryIdentifier, ReadFrom, Settings};
+use crate::identity::mask_text;
 use crate::mapping::contacts::{
     self as map, ContactContext, GuestRecord, MemberFacts, Ownership, Retirement,
 };
@@ -85,8 +86,6 @@ pub struct ContactSync {
 struct Touched {
     /// Keys whose contact must be merged again.
     keys: BTreeSet<String>,
-    /// Keys a member left, with the member's last facts and why.
-    left: HashMap<String, (MemberFacts, Retirement)>,
 }
 
 /// Counters of one brand run.
@@ -253,6 +252,12 @@ impl ContactSync {
             }
             if mode == Mode::Full {
                 run.sweep_unseen(&mut touched, &mut tally, !in_stores).await?;
+                if !in_stores && self.settings.contacts.deletions_from_messages {
+                    // The sweep saw every deletion up to now: later deltas read messages from
+                    // the run's start (the cursor moves to it below).
+                    let c = self.store.cursor(DELETIONS, &brand.id).await?;
+                    guest_positions.push((DELETIONS, c, None));
+                }
             }
             if mode == Mode::Full {
                 touched.keys.extend(members.member_keys(&brand.id).await?);
@@ -583,6 +588,7 @@ impl BrandRun<'_> {
         };
         let (mut waiting, mut working) = (Duration::ZERO, Duration::ZERO);
         let mut positions = Vec::new();
+        let read_started = (self.sync.clock)();
         for (path, global_only) in sources {
             let mut pager = self.pager::<Customer>(&path, since, vec![]);
             loop {
@@ -606,11 +612,16 @@ impl BrandRun<'_> {
             working_ms = working.as_millis() as u64,
             "customers: time waiting for commercetools pages vs mapping and storing them"
         );
-        // With several readers, only what all of them have passed is certainly read.
-        tally.position = positions
-            .into_iter()
-            .flatten()
-            .min_by(|a, b| (a.last_modified_at, &a.id).cmp(&(b.last_modified_at, &b.id)));
+        tally.position = match positions.as_slice() {
+            [single] => single.clone(),
+            // Several readers: each read everything modified since the cursor up to when it
+            // ended, so the moment reading began is certainly covered (a reader that found
+            // nothing has no position of its own). The overlap absorbs clock differences.
+            _ => Some(DeltaPosition {
+                last_modified_at: read_started,
+                id: String::new(),
+            }),
+        };
         Ok(())
     }
 
@@ -724,6 +735,7 @@ impl BrandRun<'_> {
         for row in &rows {
             touched.keys.insert(row.contact_key.clone());
         }
+        let mut retired = Vec::new();
         for ch in changes {
             let Ok(previous) = serde_json::from_value::<MemberFacts>(ch.previous_facts) else {
                 continue;
@@ -736,12 +748,31 @@ impl BrandRun<'_> {
             tracing::info!(brand = %self.brand.id, member = %ch.member_id, from = %ch.previous_key, "customer identifier changed");
             touched.keys.insert(ch.previous_key.clone());
             if let Some(to) = new_value {
-                touched
-                    .left
-                    .insert(ch.previous_key, (previous, Retirement::Moved { to }));
+                retired.extend(self.retired_row(
+                    &ch.previous_key,
+                    &previous,
+                    &Retirement::Moved { to },
+                ));
             }
         }
+        // Stored at once: the old contact must be marked even if this run fails later on.
+        self.members.put_retired(&retired).await?;
         Ok(())
+    }
+
+    /// The pending retirement of `key`, built from the last facts known of a member that left.
+    fn retired_row(&self, key: &str, last: &MemberFacts, why: &Retirement) -> Option<RetiredRow> {
+        let body = map::retired_body(last, self.primary(), why)?;
+        Some(RetiredRow {
+            brand: self.brand.id.clone(),
+            contact_key: key.to_owned(),
+            reason: match why {
+                Retirement::Moved { .. } => "moved".into(),
+                Retirement::Erased { .. } => "erased".into(),
+            },
+            body: serde_json::to_value(&body).ok()?,
+            created_at: OffsetDateTime::now_utc(),
+        })
     }
 
     async fn read_guests(
@@ -894,30 +925,49 @@ impl BrandRun<'_> {
             return Ok(());
         }
         let now = (self.sync.clock)();
-        for m in self
+        let deleted = self
             .members
             .delete_members(&self.brand.id, customer_ids)
-            .await?
-        {
+            .await?;
+        let mut retired = Vec::new();
+        let mut keys = Vec::new();
+        for m in deleted {
             tally.stats.deleted += 1;
             tracing::info!(brand = %self.brand.id, customer = %m.member_id, contact = %m.contact_key, "customer deleted in commercetools: erasing");
             if !self.dry {
-                self.sync
-                    .store
-                    .scrub_rejected(map::CUSTOMER, &m.member_id, now)
-                    .await?;
-                self.sync
-                    .store
-                    .scrub_rejected(map::CONTACT, &m.member_id, now)
-                    .await?;
+                for entity in [map::CUSTOMER, map::CONTACT] {
+                    self.sync
+                        .store
+                        .scrub_rejected(entity, &m.member_id, now)
+                        .await?;
+                }
             }
             touched.keys.insert(m.contact_key.clone());
+            keys.push(m.contact_key.clone());
             if let Ok(facts) = serde_json::from_value::<MemberFacts>(m.facts) {
-                touched
-                    .left
-                    .insert(m.contact_key, (facts, Retirement::Erased { at: now }));
+                retired.extend(self.retired_row(
+                    &m.contact_key,
+                    &facts,
+                    &Retirement::Erased { at: now },
+                ));
             }
         }
+        // The same address seen on guest orders or carts is the same person: erased too. A
+        // registered account left with the address keeps the contact (and its own consent).
+        let remaining = self.members.members_by_keys(&self.brand.id, &keys).await?;
+        let guests: Vec<String> = remaining
+            .iter()
+            .filter(|m| m.member_id.starts_with("guest:"))
+            .filter(|g| {
+                !remaining
+                    .iter()
+                    .any(|m| m.contact_key == g.contact_key && !m.member_id.starts_with("guest:"))
+            })
+            .map(|g| g.member_id.clone())
+            .collect();
+        self.members.delete_members(&self.brand.id, &guests).await?;
+        // Stored at once: the unsubscribe must go out even if this run fails later on.
+        self.members.put_retired(&retired).await?;
         Ok(())
     }
 
@@ -961,7 +1011,10 @@ impl BrandRun<'_> {
     /// Merges every touched key and sends what changed.
     async fn write(&self, touched: &Touched, tally: &mut Tally) -> Result<(), SyncError> {
         let settings = &self.settings().contacts;
-        let keys: Vec<String> = touched.keys.iter().cloned().collect();
+        // Every pending retirement is retried until Omnisend confirms it.
+        let mut keys: BTreeSet<String> = touched.keys.clone();
+        keys.extend(self.members.retired_keys(&self.brand.id).await?);
+        let keys: Vec<String> = keys.into_iter().collect();
         let batched = self.full || keys.len() > settings.single_request_limit;
         let mut writer = BatchWriter::new(
             Target {
@@ -978,6 +1031,7 @@ impl BrandRun<'_> {
         .track_confirmed();
         let mut known: HashSet<String> = HashSet::new();
         let mut retiring: Vec<String> = Vec::new();
+        let mut erasing: Vec<String> = Vec::new();
         let mut singles: Vec<Planned> = Vec::new();
         for chunk in keys.chunks(KEY_CHUNK) {
             let rows = self.members.members_by_keys(&self.brand.id, chunk).await?;
@@ -989,17 +1043,34 @@ impl BrandRun<'_> {
                     by_key.entry(row.contact_key).or_default().push(f);
                 }
             }
-            let owners = self
+            // Everyone holding one of these numbers (or addresses): the earliest created owns it,
+            // and their statements about it count for whichever contact sends it.
+            let holders: Vec<(String, MemberFacts)> = self
                 .members
-                .secondary_owners(&self.brand.id, &secondaries)
-                .await?;
+                .members_by_secondary(&self.brand.id, &secondaries)
+                .await?
+                .into_iter()
+                .filter_map(|r| {
+                    let f = serde_json::from_value::<MemberFacts>(r.facts).ok()?;
+                    Some((r.contact_key, f))
+                })
+                .collect();
+            let mut owners: HashMap<String, (String, String)> = HashMap::new();
+            for (key, f) in &holders {
+                if let Some(v) = f.secondary(self.primary()) {
+                    // Rows come ordered by (secondary, created_at, member_id): first wins.
+                    owners
+                        .entry(v.to_owned())
+                        .or_insert_with(|| (key.clone(), f.member_id.clone()));
+                }
+            }
             let records = self
                 .sync
                 .store
                 .records(&self.brand.id, CONTACTS, chunk)
                 .await?;
             let pending = self.members.retired(&self.brand.id, chunk).await?;
-            let mut new_retired = Vec::new();
+            let mut dropped = Vec::new();
             let mut revived = Vec::new();
             let mut clean_members = Vec::new();
             let mut conflicts = Vec::new();
@@ -1013,9 +1084,27 @@ impl BrandRun<'_> {
                             },
                             _ => Ownership::Ours,
                         };
-                        let Some((merged, conflict)) =
-                            map::merge(members, self.primary(), settings, true, owner)
-                        else {
+                        let others: Vec<MemberFacts> = holders
+                            .iter()
+                            .filter(|(k, _)| k != key)
+                            .map(|(_, f)| f)
+                            .filter(|f| {
+                                members.iter().any(|m| {
+                                    m.secondary(self.primary()).is_some()
+                                        && m.secondary(self.primary())
+                                            == f.secondary(self.primary())
+                                })
+                            })
+                            .cloned()
+                            .collect();
+                        let Some((merged, conflict)) = map::merge_with_holders(
+                            members,
+                            &others,
+                            self.primary(),
+                            settings,
+                            true,
+                            owner,
+                        ) else {
                             continue;
                         };
                         match &conflict {
@@ -1030,25 +1119,21 @@ impl BrandRun<'_> {
                         merged.body
                     }
                     None => {
-                        let body = match (touched.left.get(key), pending.get(key)) {
-                            (Some((facts, why)), _) => {
-                                map::retired_body(facts, self.primary(), why)
-                            }
-                            (None, Some(p)) => serde_json::from_value(p.body.clone()).ok(),
-                            (None, None) => None,
+                        let Some(p) = pending.get(key) else { continue };
+                        // Omnisend never held this contact: nothing to mark or unsubscribe.
+                        let held = records.get(key).is_some_and(|r| {
+                            r.omnisend_id.is_some() && r.status != RecordStatus::Deleted
+                        });
+                        let body = serde_json::from_value::<omnisend::contacts::ContactRequest>(
+                            p.body.clone(),
+                        )
+                        .ok();
+                        let Some(body) = body.filter(|_| held) else {
+                            dropped.push(key.clone());
+                            continue;
                         };
-                        let Some(body) = body else { continue };
-                        if let Some((_, why)) = touched.left.get(key) {
-                            new_retired.push(RetiredRow {
-                                brand: self.brand.id.clone(),
-                                contact_key: key.clone(),
-                                reason: match why {
-                                    Retirement::Moved { .. } => "moved".into(),
-                                    Retirement::Erased { .. } => "erased".into(),
-                                },
-                                body: serde_json::to_value(&body).unwrap_or_default(),
-                                created_at: OffsetDateTime::now_utc(),
-                            });
+                        if p.reason == "erased" {
+                            erasing.push(key.clone());
                         }
                         retiring.push(key.clone());
                         body
@@ -1073,19 +1158,22 @@ impl BrandRun<'_> {
                     .unwrap_or_default();
                 let value = serde_json::to_value(&body)
                     .map_err(|e| SyncError::Config(format!("contact {key}: {e}")))?;
-                let planned = Planned::new(key.clone(), 0, hash, value).match_id(echo);
+                let planned = Planned::new(key.clone(), 0, hash, value)
+                    .match_id(echo)
+                    .held(known.contains(key));
                 if batched {
-                    writer.create(planned).await?;
+                    writer.upsert(planned).await?;
                 } else {
                     singles.push(planned);
                 }
             }
             self.flush_rejections(conflicts).await?;
             if !self.dry {
-                // Kept until Omnisend confirms, so a crash cannot lose a retirement.
-                self.members.put_retired(&new_retired).await?;
                 self.members
                     .delete_retired(&self.brand.id, &revived)
+                    .await?;
+                self.members
+                    .delete_retired(&self.brand.id, &dropped)
                     .await?;
                 self.sync
                     .store
@@ -1104,7 +1192,8 @@ impl BrandRun<'_> {
         tally.stats.rejected += ws.rejected;
         tally.stats.failed += ws.failed;
         for p in singles {
-            if let Some(key) = self.send_one(p, tally).await? {
+            let held = known.contains(&p.ct_id);
+            if let Some(key) = self.send_one(p, held, tally).await? {
                 confirmed.push(key);
             }
         }
@@ -1122,12 +1211,24 @@ impl BrandRun<'_> {
             .collect();
         if !self.dry {
             self.members.delete_retired(&self.brand.id, &done).await?;
+            // An erased contact's refused payloads go too.
+            let now = OffsetDateTime::now_utc();
+            for key in erasing.iter().filter(|k| confirmed.contains(k)) {
+                self.sync.store.scrub_rejected(CONTACTS, key, now).await?;
+            }
         }
         Ok(())
     }
 
     /// `POST /contacts` for one contact; `Some(key)` when confirmed.
-    async fn send_one(&self, p: Planned, tally: &mut Tally) -> Result<Option<String>, SyncError> {
+    /// `held`: Omnisend held the contact before (kept on failure, so a later retirement or
+    /// update still knows it).
+    async fn send_one(
+        &self,
+        p: Planned,
+        held: bool,
+        tally: &mut Tally,
+    ) -> Result<Option<String>, SyncError> {
         let now = OffsetDateTime::now_utc();
         let result = self.sink.post_contact(&p.body).await;
         if self.dry {
@@ -1170,14 +1271,18 @@ impl BrandRun<'_> {
                     .await?;
                 Ok(Some(p.ct_id))
             }
+            // Only a refusal of the body is about this contact; 401, 403, 404 … are about the
+            // request and end the run (below), like a whole batch refused for them.
             Err(OmnisendError::Rejected {
-                status, problem, ..
-            }) if status != 408 && status != 429 && status < 500 => {
+                status: status @ (400 | 409 | 413 | 422),
+                problem,
+                ..
+            }) => {
                 let reason = format!(
                     "Omnisend refused the contact ({status}): {}",
                     problem_summary(&problem)
                 );
-                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, %reason, "contact rejected");
+                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, reason = %mask_text(&reason), "contact rejected");
                 tally.stats.rejected += 1;
                 self.sync
                     .store
@@ -1193,16 +1298,27 @@ impl BrandRun<'_> {
                     .await?;
                 self.sync
                     .store
-                    .upsert_records(&[record(RecordStatus::Rejected, "", None, Some(reason))])
+                    .upsert_records(&[record(
+                        RecordStatus::Rejected,
+                        "",
+                        held.then(|| p.ct_id.clone()),
+                        Some(reason),
+                    )])
                     .await?;
                 Ok(None)
             }
+            Err(e @ OmnisendError::Rejected { .. }) => Err(SyncError::omnisend(&self.brand.id, e)),
             Err(e) => {
-                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, error = %e, "contact not written; the next run retries it");
+                tracing::warn!(brand = %self.brand.id, contact = %p.ct_id, error = %mask_text(&e.to_string()), "contact not written; the next run retries it");
                 tally.stats.failed += 1;
                 self.sync
                     .store
-                    .upsert_records(&[record(RecordStatus::Failed, "", None, Some(e.to_string()))])
+                    .upsert_records(&[record(
+                        RecordStatus::Failed,
+                        "",
+                        held.then(|| p.ct_id.clone()),
+                        Some(e.to_string()),
+                    )])
                     .await?;
                 Ok(None)
             }

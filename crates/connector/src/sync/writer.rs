@@ -67,6 +67,12 @@ impl Planned {
         self
     }
 
+    /// Marks the record as held by Omnisend already (kept on the record if this write fails).
+    pub fn held(mut self, held: bool) -> Self {
+        self.in_omnisend = held;
+        self
+    }
+
     fn echo_id(&self) -> &str {
         self.match_id.as_deref().unwrap_or(&self.ct_id)
     }
@@ -165,6 +171,13 @@ impl<'a> BatchWriter<'a> {
     /// Ids confirmed written so far (empty unless tracked).
     pub fn confirmed(&self) -> &[String] {
         self.confirmed.as_deref().unwrap_or_default()
+    }
+
+    /// Queues a write to an endpoint whose create also updates (contacts: `POST` upserts by
+    /// identifier). Sent like a create; whether Omnisend holds the record is kept as planned.
+    pub async fn upsert(&mut self, p: Planned) -> Result<(), SyncError> {
+        self.creates.push(p);
+        self.flush_full().await
     }
 
     /// Queues a create (record unknown to Omnisend).
@@ -456,7 +469,7 @@ impl<'a> BatchWriter<'a> {
         reason: String,
     ) -> Result<(), SyncError> {
         if item.attempts >= MAX_ITEM_ATTEMPTS {
-            tracing::warn!(route = self.route, entity = self.entity, id = %item.ct_id, %reason, "giving up on item for this run");
+            tracing::warn!(route = self.route, entity = self.entity, id = %item.ct_id, reason = %crate::identity::mask_text(&reason), "giving up on item for this run");
             self.stats.failed += 1;
             if !self.sink.is_dry_run() {
                 let record = self.unsent_record(&item, RecordStatus::Failed, reason);

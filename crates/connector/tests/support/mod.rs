@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod oracle;
+pub mod shop;
 
 use std::collections::HashMap;
 use std::path::Path;
