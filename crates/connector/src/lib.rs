@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod consent;
 pub mod identity;
+pub mod ingest;
 pub mod mapping;
 pub mod store;
 pub mod sync;
