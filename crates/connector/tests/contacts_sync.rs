@@ -560,3 +560,58 @@ async fn erasing_a_customer_also_forgets_the_guest_orders_under_its_address() {
         "{c:#}"
     );
 }
+
+#[tokio::test]
+async fn when_the_owner_of_a_shared_phone_gives_it_up_a_delta_sends_it_for_the_other_account() {
+    let shop = Shop::start().await;
+    shop.sync(false).await;
+    // Customers 0 (global → brand KEY_EU) and 5 (every store) share a phone; 0 is older, owns it.
+    assert_eq!(shopgen::phone_kind(5), shopgen::PhoneKind::SharedWith(0));
+    let shared = shopgen::expected_e164(0).unwrap();
+    let loser = shopgen::customer_id(SEED, 5);
+    let open_conflict = |list: &[connector::store::Rejected]| {
+        list.iter().any(|r| {
+            r.entity == "contact"
+                && r.ct_id == loser
+                && r.route == EU_BRAND
+                && r.resolved_at.is_none()
+        })
+    };
+    let all = RejectedFilter {
+        limit: 10_000,
+        ..RejectedFilter::default()
+    };
+    assert!(open_conflict(
+        &shop.state().list_rejected(&all).await.unwrap()
+    ));
+    // Customer 0 moves to another number.
+    shop.ct
+        .update_customer(&shopgen::customer_id(SEED, 0), |c| {
+            for a in c["addresses"].as_array_mut().unwrap() {
+                if a["id"] == "s0" {
+                    a["mobile"] = json!("+49 30 99990000");
+                }
+            }
+        });
+    shop.omnisend.clear_requests();
+    shop.sync(false).await;
+    // The delta merges customer 5's contact again and now sends the number for it. (Omnisend
+    // itself keeps the number on customer 0's contact and ignores it here, as documented: an
+    // identifier owned by another contact is ignored. docs/identity.md lists this limit.)
+    let sent_for_5 = shop
+        .contact_writes()
+        .into_iter()
+        .find(|b| b["identifiers"][0]["id"] == shopgen::normalised_email(5).unwrap().as_str())
+        .expect("customer 5's contact is sent again");
+    assert!(
+        sent_for_5["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["type"] == "phone" && i["id"] == shared.as_str()),
+        "{sent_for_5:#}"
+    );
+    assert!(!open_conflict(
+        &shop.state().list_rejected(&all).await.unwrap()
+    ));
+}

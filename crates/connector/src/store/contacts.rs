@@ -271,6 +271,40 @@ impl StateStore {
         Ok(changes)
     }
 
+    /// The distinct secondary identifier values the members `member_ids` of `brand` hold now.
+    pub async fn secondaries_of(
+        &self,
+        brand: &str,
+        member_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in distinct(member_ids).chunks(ID_CHUNK) {
+            let ids = serde_json::to_string(chunk)?;
+            on_backend!(
+                self,
+                sqlite = "SELECT DISTINCT secondary FROM contact_members WHERE brand = $1 \
+                          AND secondary IS NOT NULL \
+                          AND member_id IN (SELECT value FROM json_each($2))",
+                postgres = "SELECT DISTINCT secondary FROM contact_members WHERE brand = $1 \
+                            AND secondary IS NOT NULL \
+                            AND member_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+                |sql, pool| {
+                    for row in sqlx::query(sql)
+                        .bind(brand)
+                        .bind(ids.as_str())
+                        .fetch_all(pool)
+                        .await?
+                    {
+                        out.push(row.text("secondary")?);
+                    }
+                }
+            );
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The member `member_id` of `brand`.
     pub async fn member(
         &self,

@@ -703,9 +703,12 @@ impl BrandRun<'_> {
                 .await?;
         }
         self.upsert(rows, touched).await?;
+        let mut values = Vec::new();
         for m in self.members.delete_members(&self.brand.id, &gone).await? {
+            values.extend(m.secondary);
             touched.keys.insert(m.contact_key);
         }
+        self.touch_holders(values, touched).await?;
         Ok(())
     }
 
@@ -731,10 +734,20 @@ impl BrandRun<'_> {
         if rows.is_empty() {
             return Ok(());
         }
+        // A number (or address) a member gives up or takes may change who owns it: the other
+        // contacts holding it are merged again too (a full run merges everything anyway).
+        let mut values = if self.full {
+            Vec::new()
+        } else {
+            let ids: Vec<String> = rows.iter().map(|r| r.member_id.clone()).collect();
+            self.members.secondaries_of(&self.brand.id, &ids).await?
+        };
         let changes = self.members.upsert_members(&rows).await?;
         for row in &rows {
             touched.keys.insert(row.contact_key.clone());
         }
+        values.extend(rows.iter().filter_map(|r| r.secondary.clone()));
+        self.touch_holders(values, touched).await?;
         let mut retired = Vec::new();
         for ch in changes {
             let Ok(previous) = serde_json::from_value::<MemberFacts>(ch.previous_facts) else {
@@ -757,6 +770,25 @@ impl BrandRun<'_> {
         }
         // Stored at once: the old contact must be marked even if this run fails later on.
         self.members.put_retired(&retired).await?;
+        Ok(())
+    }
+
+    /// Marks every contact holding one of `values` as touched (deltas only).
+    async fn touch_holders(
+        &self,
+        values: Vec<String>,
+        touched: &mut Touched,
+    ) -> Result<(), SyncError> {
+        if self.full || values.is_empty() {
+            return Ok(());
+        }
+        for m in self
+            .members
+            .members_by_secondary(&self.brand.id, &values)
+            .await?
+        {
+            touched.keys.insert(m.contact_key);
+        }
         Ok(())
     }
 
@@ -931,6 +963,8 @@ impl BrandRun<'_> {
             .await?;
         let mut retired = Vec::new();
         let mut keys = Vec::new();
+        let values: Vec<String> = deleted.iter().filter_map(|m| m.secondary.clone()).collect();
+        self.touch_holders(values, touched).await?;
         for m in deleted {
             tally.stats.deleted += 1;
             tracing::info!(brand = %self.brand.id, customer = %m.member_id, contact = %m.contact_key, "customer deleted in commercetools: erasing");
