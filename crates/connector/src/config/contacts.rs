@@ -79,6 +79,9 @@ pub struct RawContacts {
     pub single_request_limit: Option<usize>,
     /// Whether delta runs read `CustomerDeleted` messages (default true).
     pub deletions_from_messages: Option<bool>,
+    /// Whether real-time subscriptions (not syncs) may trigger Omnisend's welcome workflow
+    /// (default false).
+    pub welcome_realtime_subscribers: Option<bool>,
     /// Email consent fields.
     pub email_consent: Option<RawChannelConsent>,
     /// SMS consent fields.
@@ -281,6 +284,8 @@ pub struct ContactsSettings {
     pub single_request_limit: usize,
     /// Read `CustomerDeleted` messages in delta runs.
     pub deletions_from_messages: bool,
+    /// Let real-time subscriptions trigger the welcome workflow (syncs never do).
+    pub welcome_realtime_subscribers: bool,
     /// Email consent.
     pub email: ChannelConsentSettings,
     /// SMS consent.
@@ -447,6 +452,7 @@ impl ContactsSettings {
             delta_overlap: Duration::from_secs(raw.delta_overlap_secs.unwrap_or(60)),
             single_request_limit,
             deletions_from_messages: raw.deletions_from_messages.unwrap_or(true),
+            welcome_realtime_subscribers: raw.welcome_realtime_subscribers.unwrap_or(false),
             email: channel_from_raw("email_consent", raw.email_consent)?,
             sms: channel_from_raw("sms_consent", raw.sms_consent)?,
             policy,

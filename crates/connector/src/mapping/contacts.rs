@@ -468,6 +468,7 @@ pub fn merge_with_holders<'o>(
             &settings.policy,
             &settings.email,
             backfill,
+            settings.welcome_realtime_subscribers,
         ));
     }
     if let Some(phone) = phone {
@@ -481,6 +482,7 @@ pub fn merge_with_holders<'o>(
             &settings.policy,
             &settings.sms,
             backfill,
+            settings.welcome_realtime_subscribers,
         ));
     }
     if primary == PrimaryIdentifier::Phone {
@@ -650,6 +652,7 @@ fn identifier(
     policy: &ConsentPolicy,
     fields: &ChannelConsentSettings,
     backfill: bool,
+    welcome: bool,
 ) -> IdentifierRequest {
     let mut out = IdentifierRequest {
         kind,
@@ -714,6 +717,9 @@ fn identifier(
         },
     );
     if status == ChannelStatus::Subscribed {
+        // Omnisend's welcome workflow: never for syncs (bulk); for a real-time subscription
+        // only when configured.
+        out.send_welcome_message = Some(!backfill && welcome);
         out.consent = Some(ConsentRequest {
             created_at: s.at.map(rfc3339),
             ip: s.ip.clone(),
@@ -906,4 +912,67 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawContacts;
+    use time::macros::datetime;
+
+    fn granted_member() -> MemberFacts {
+        MemberFacts {
+            member_id: "c1".into(),
+            kind: MemberKind::Customer,
+            email: Some("jane@example.com".into()),
+            phone: None,
+            created_at: datetime!(2025-01-01 0:00 UTC),
+            modified_at: datetime!(2026-01-01 0:00 UTC),
+            profile: Profile {
+                country_code: Some("GB".into()),
+                ..Profile::default()
+            },
+            email_consent: Some(Statement {
+                granted: true,
+                at: Some(datetime!(2026-01-01 0:00 UTC)),
+                source: None,
+                double_opt_in: None,
+                ip: None,
+                user_agent: None,
+            }),
+            sms_consent: None,
+            tags: BTreeSet::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    fn welcome(settings: &ContactsSettings, backfill: bool) -> Option<bool> {
+        let (merged, _) = merge(
+            &[granted_member()],
+            PrimaryIdentifier::Email,
+            settings,
+            backfill,
+            |_| Ownership::Ours,
+        )
+        .unwrap();
+        assert_eq!(
+            merged.body.identifiers[0].channels["email"].status,
+            WireStatus::Subscribed
+        );
+        merged.body.identifiers[0].send_welcome_message
+    }
+
+    #[test]
+    fn the_welcome_workflow_runs_only_for_real_time_subscribers_when_configured() {
+        let off = ContactsSettings::default();
+        let on = ContactsSettings::from_raw(RawContacts {
+            welcome_realtime_subscribers: Some(true),
+            ..RawContacts::default()
+        })
+        .unwrap();
+        assert_eq!(welcome(&off, true), Some(false));
+        assert_eq!(welcome(&off, false), Some(false));
+        assert_eq!(welcome(&on, true), Some(false), "never for a sync");
+        assert_eq!(welcome(&on, false), Some(true));
+    }
 }
