@@ -40,6 +40,11 @@ const SQLITE: &[Embedded] = &[
         description: "contacts",
         sql: include_str!("../../migrations/sqlite/0003_contacts.sql"),
     },
+    Embedded {
+        version: 4,
+        description: "inbox",
+        sql: include_str!("../../migrations/sqlite/0004_inbox.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -57,6 +62,11 @@ const POSTGRES: &[Embedded] = &[
         version: 3,
         description: "contacts",
         sql: include_str!("../../migrations/postgres/0003_contacts.sql"),
+    },
+    Embedded {
+        version: 4,
+        description: "inbox",
+        sql: include_str!("../../migrations/postgres/0004_inbox.sql"),
     },
 ];
 

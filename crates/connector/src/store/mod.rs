@@ -57,6 +57,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 pub use contacts::{KeyChange, MemberRow, RetiredRow};
+pub use inbox::{InboxEntry, NewInboxEntry, Stored};
 use rows::{
     count_to_db, cursor_columns, cursor_from_row, record_columns, record_from_row,
     rejected_columns, rejected_from_row, run_columns, run_from_row, to_ms,
@@ -160,6 +161,7 @@ macro_rules! on_backend {
 
 // Declared after `on_backend!` so the macro is in (textual) scope there.
 mod contacts;
+mod inbox;
 
 impl StateStore {
     /// Opens (creating if needed) the state database at `url` and runs the

@@ -1,0 +1,110 @@
+//! The inbox stores each notification once, by delivery id and by (resource, kind, sequence
+//! number), on both backends.
+
+use connector::store::testing::TestStore;
+use connector::store::{Backend, NewInboxEntry, StateStore, Stored};
+use serde_json::json;
+use time::macros::datetime;
+
+fn entry(delivery: &str, resource: &str, seq: Option<i64>) -> NewInboxEntry {
+    NewInboxEntry {
+        delivery_id: delivery.into(),
+        source: "commercetools".into(),
+        resource_type: "order".into(),
+        resource_id: resource.into(),
+        kind: "OrderCreated".into(),
+        sequence_number: seq,
+        resource_version: seq,
+        payload: json!({"type": "OrderCreated", "resource": {"id": resource}}),
+        received_at: datetime!(2026-11-27 10:00 UTC),
+    }
+}
+
+async fn each_backend(test: impl AsyncFn(&StateStore)) {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(store) = TestStore::new(backend).await.expect("state store") else {
+            continue;
+        };
+        test(store.store()).await;
+    }
+}
+
+#[tokio::test]
+async fn a_notification_is_stored_once_per_delivery_id() {
+    each_backend(async |s: &StateStore| {
+        let first = s
+            .store_notification(&entry("m-1", "o-1", Some(1)))
+            .await
+            .unwrap();
+        assert!(matches!(first, Stored::New(_)));
+        let again = s
+            .store_notification(&entry("m-1", "o-1", Some(1)))
+            .await
+            .unwrap();
+        assert_eq!(again, Stored::Duplicate);
+        assert_eq!(s.count_pending_notifications().await.unwrap(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_change_under_another_delivery_id_is_a_duplicate() {
+    each_backend(async |s: &StateStore| {
+        s.store_notification(&entry("m-1", "o-1", Some(3)))
+            .await
+            .unwrap();
+        let other_id = s
+            .store_notification(&entry("m-2", "o-1", Some(3)))
+            .await
+            .unwrap();
+        assert_eq!(other_id, Stored::Duplicate);
+        // Another sequence number, or no sequence number at all, is a new entry.
+        assert!(matches!(
+            s.store_notification(&entry("m-3", "o-1", Some(4)))
+                .await
+                .unwrap(),
+            Stored::New(_)
+        ));
+        assert!(matches!(
+            s.store_notification(&entry("m-4", "o-1", None))
+                .await
+                .unwrap(),
+            Stored::New(_)
+        ));
+        assert!(matches!(
+            s.store_notification(&entry("m-5", "o-1", None))
+                .await
+                .unwrap(),
+            Stored::New(_)
+        ));
+        assert_eq!(s.count_pending_notifications().await.unwrap(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pending_entries_come_oldest_first_and_leave_once_processed() {
+    each_backend(async |s: &StateStore| {
+        for (i, d) in ["a", "b", "c"].iter().enumerate() {
+            s.store_notification(&entry(d, "o-9", Some(i as i64)))
+                .await
+                .unwrap();
+        }
+        let pending = s.pending_notifications(10).await.unwrap();
+        let ids: Vec<&str> = pending.iter().map(|e| e.delivery_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(pending[0].payload["type"], "OrderCreated");
+        s.mark_notification_failed(pending[0].id, "Omnisend 503")
+            .await
+            .unwrap();
+        s.mark_notification_processed(pending[1].id, datetime!(2026-11-27 10:01 UTC))
+            .await
+            .unwrap();
+        let left = s.pending_notifications(10).await.unwrap();
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].attempts, 1);
+        assert_eq!(left[0].last_error.as_deref(), Some("Omnisend 503"));
+        assert_eq!(s.pending_notifications(1).await.unwrap().len(), 1);
+    })
+    .await;
+}
