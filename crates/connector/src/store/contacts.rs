@@ -171,6 +171,13 @@ fn distinct(values: &[String]) -> Vec<&str> {
     out
 }
 
+/// A column members are looked up by.
+#[derive(Clone, Copy)]
+enum MemberColumn {
+    ContactKey,
+    Secondary,
+}
+
 impl StateStore {
     // ---- contact members ---------------------------------------------------------
 
@@ -383,37 +390,9 @@ impl StateStore {
         brand: &str,
         keys: &[String],
     ) -> Result<Vec<MemberRow>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in distinct(keys).chunks(ID_CHUNK) {
-            let keys = serde_json::to_string(chunk)?;
-            on_backend!(
-                self,
-                sqlite = concat!(
-                    "SELECT ",
-                    member_columns!(),
-                    " FROM contact_members WHERE brand = $1 \
-                     AND contact_key IN (SELECT value FROM json_each($2)) \
-                     ORDER BY contact_key, created_at, member_id"
-                ),
-                postgres = concat!(
-                    "SELECT ",
-                    member_columns!(),
-                    " FROM contact_members WHERE brand = $1 \
-                     AND contact_key IN (SELECT jsonb_array_elements_text($2::jsonb)) \
-                     ORDER BY contact_key, created_at, member_id"
-                ),
-                |sql, pool| {
-                    for row in sqlx::query(sql)
-                        .bind(brand)
-                        .bind(keys.as_str())
-                        .fetch_all(pool)
-                        .await?
-                    {
-                        out.push(member_from_row(&row)?);
-                    }
-                }
-            );
-        }
+        let mut out = self
+            .members_in(brand, keys, MemberColumn::ContactKey)
+            .await?;
         // Chunks are sorted key ranges, so `out` is already in order; this
         // only guards the invariant (and is linear on sorted input).
         out.sort_by(|a, b| {
@@ -620,36 +599,59 @@ impl StateStore {
         brand: &str,
         values: &[String],
     ) -> Result<Vec<MemberRow>, StoreError> {
+        self.members_in(brand, values, MemberColumn::Secondary)
+            .await
+    }
+
+    /// The members of `brand` whose `column` is one of `values`, in chunks, each chunk ordered
+    /// by (column, created_at, member_id).
+    async fn members_in(
+        &self,
+        brand: &str,
+        values: &[String],
+        column: MemberColumn,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        macro_rules! select_in {
+            ($col:literal) => {
+                (
+                    concat!(
+                        "SELECT ",
+                        member_columns!(),
+                        " FROM contact_members WHERE brand = $1 AND ",
+                        $col,
+                        " IN (SELECT value FROM json_each($2)) ORDER BY ",
+                        $col,
+                        ", created_at, member_id"
+                    ),
+                    concat!(
+                        "SELECT ",
+                        member_columns!(),
+                        " FROM contact_members WHERE brand = $1 AND ",
+                        $col,
+                        " IN (SELECT jsonb_array_elements_text($2::jsonb)) ORDER BY ",
+                        $col,
+                        ", created_at, member_id"
+                    ),
+                )
+            };
+        }
+        let (sqlite, postgres) = match column {
+            MemberColumn::ContactKey => select_in!("contact_key"),
+            MemberColumn::Secondary => select_in!("secondary"),
+        };
         let mut out = Vec::new();
         for chunk in distinct(values).chunks(ID_CHUNK) {
             let values = serde_json::to_string(chunk)?;
-            on_backend!(
-                self,
-                sqlite = concat!(
-                    "SELECT ",
-                    member_columns!(),
-                    " FROM contact_members WHERE brand = $1 \
-                     AND secondary IN (SELECT value FROM json_each($2)) \
-                     ORDER BY secondary, created_at, member_id"
-                ),
-                postgres = concat!(
-                    "SELECT ",
-                    member_columns!(),
-                    " FROM contact_members WHERE brand = $1 \
-                     AND secondary IN (SELECT jsonb_array_elements_text($2::jsonb)) \
-                     ORDER BY secondary, created_at, member_id"
-                ),
-                |sql, pool| {
-                    for row in sqlx::query(sql)
-                        .bind(brand)
-                        .bind(values.as_str())
-                        .fetch_all(pool)
-                        .await?
-                    {
-                        out.push(member_from_row(&row)?);
-                    }
+            on_backend!(self, sqlite = sqlite, postgres = postgres, |sql, pool| {
+                for row in sqlx::query(sql)
+                    .bind(brand)
+                    .bind(values.as_str())
+                    .fetch_all(pool)
+                    .await?
+                {
+                    out.push(member_from_row(&row)?);
                 }
-            );
+            });
         }
         Ok(out)
     }
