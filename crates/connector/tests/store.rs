@@ -56,41 +56,7 @@ fn rejection(ct_id: &str, reason: &str, at: OffsetDateTime) -> NewRejected {
     }
 }
 
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = super::TestStore::new(super::Backend::Sqlite)
-                        .await
-                        .expect("sqlite test store")
-                        .expect("sqlite is always available");
-                    assert_eq!(t.store().backend(), super::Backend::Sqlite);
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(t) = super::TestStore::new(super::Backend::Postgres)
-                        .await
-                        .expect("CT_OMNISEND_TEST_POSTGRES is set but the test store failed")
-                    else {
-                        println!("{}", super::testing::POSTGRES_SKIP_MESSAGE);
-                        return;
-                    };
-                    assert_eq!(t.store().backend(), super::Backend::Postgres);
-                    super::$name(&t).await;
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(
+connector::backend_tests!(
     records_round_trip_with_all_fields,
     records_lookup_handles_more_ids_than_one_chunk,
     upsert_replaces_an_existing_record,

@@ -2,7 +2,7 @@
 //! number), on both backends.
 
 use connector::store::testing::TestStore;
-use connector::store::{Backend, NewInboxEntry, StateStore, Stored};
+use connector::store::{NewInboxEntry, Stored};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -20,18 +20,15 @@ fn entry(delivery: &str, resource: &str, seq: Option<i64>) -> NewInboxEntry {
     }
 }
 
-async fn each_backend(test: impl AsyncFn(&StateStore)) {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(store) = TestStore::new(backend).await.expect("state store") else {
-            continue;
-        };
-        test(store.store()).await;
-    }
-}
+connector::backend_tests!(
+    a_notification_is_stored_once_per_delivery_id,
+    the_same_change_under_another_delivery_id_is_a_duplicate,
+    pending_entries_come_oldest_first_and_leave_once_processed,
+);
 
-#[tokio::test]
-async fn a_notification_is_stored_once_per_delivery_id() {
-    each_backend(async |s: &StateStore| {
+async fn a_notification_is_stored_once_per_delivery_id(t: &TestStore) {
+    let s = t.store();
+    {
         let first = s
             .store_notification(&entry("m-1", "o-1", Some(1)))
             .await
@@ -43,13 +40,12 @@ async fn a_notification_is_stored_once_per_delivery_id() {
             .unwrap();
         assert_eq!(again, Stored::Duplicate);
         assert_eq!(s.count_pending_notifications().await.unwrap(), 1);
-    })
-    .await;
+    }
 }
 
-#[tokio::test]
-async fn the_same_change_under_another_delivery_id_is_a_duplicate() {
-    each_backend(async |s: &StateStore| {
+async fn the_same_change_under_another_delivery_id_is_a_duplicate(t: &TestStore) {
+    let s = t.store();
+    {
         s.store_notification(&entry("m-1", "o-1", Some(3)))
             .await
             .unwrap();
@@ -78,13 +74,12 @@ async fn the_same_change_under_another_delivery_id_is_a_duplicate() {
             Stored::New(_)
         ));
         assert_eq!(s.count_pending_notifications().await.unwrap(), 4);
-    })
-    .await;
+    }
 }
 
-#[tokio::test]
-async fn pending_entries_come_oldest_first_and_leave_once_processed() {
-    each_backend(async |s: &StateStore| {
+async fn pending_entries_come_oldest_first_and_leave_once_processed(t: &TestStore) {
+    let s = t.store();
+    {
         for (i, d) in ["a", "b", "c"].iter().enumerate() {
             s.store_notification(&entry(d, "o-9", Some(i as i64)))
                 .await
@@ -105,6 +100,5 @@ async fn pending_entries_come_oldest_first_and_leave_once_processed() {
         assert_eq!(left[0].attempts, 1);
         assert_eq!(left[0].last_error.as_deref(), Some("Omnisend 503"));
         assert_eq!(s.pending_notifications(1).await.unwrap().len(), 1);
-    })
-    .await;
+    }
 }

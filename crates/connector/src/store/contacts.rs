@@ -9,7 +9,7 @@
 //!   key the member is merged into, an optional *secondary* identifier (a
 //!   value, e.g. a phone number, that only one contact may hold: the member
 //!   with the smallest `(created_at, member_id)` owns it, see
-//!   [`StateStore::secondary_owners`]), the member's commercetools timestamps,
+//!   [`StateStore::members_by_secondary`]), the member's commercetools timestamps,
 //!   the id of the last full run that saw it upstream (`seen_run`, for
 //!   deletion detection as with [`StateStore::unseen_records`]) and `facts`:
 //!   what the member contributes to the merged contact, as JSON.
@@ -49,7 +49,7 @@ pub struct MemberRow {
     /// Key of the Omnisend contact the member is merged into.
     pub contact_key: String,
     /// Secondary identifier (e.g. a phone number) that only one contact may
-    /// hold; see [`StateStore::secondary_owners`].
+    /// hold; see [`StateStore::members_by_secondary`].
     pub secondary: Option<String>,
     /// When the member was created (millisecond precision).
     #[serde(with = "time::serde::rfc3339")]
@@ -450,80 +450,6 @@ impl StateStore {
                     .collect()
             }
         )
-    }
-
-    /// Sets `seen_run = run_id` on the existing members `member_ids` of
-    /// `brand` (one transaction). Ids without a row are ignored.
-    pub async fn mark_members_seen(
-        &self,
-        brand: &str,
-        member_ids: &[String],
-        run_id: i64,
-    ) -> Result<(), StoreError> {
-        if member_ids.is_empty() {
-            return Ok(());
-        }
-        on_backend!(
-            self,
-            sqlite = "UPDATE contact_members SET seen_run = $2 WHERE brand = $1 \
-                      AND member_id IN (SELECT value FROM json_each($3))",
-            postgres = "UPDATE contact_members SET seen_run = $2 WHERE brand = $1 \
-                        AND member_id IN (SELECT jsonb_array_elements_text($3::jsonb))",
-            |sql, pool| {
-                let mut tx = pool.begin().await?;
-                for chunk in member_ids.chunks(ID_CHUNK) {
-                    sqlx::query(sql)
-                        .bind(brand)
-                        .bind(run_id)
-                        .bind(serde_json::to_string(chunk)?)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            }
-        );
-        Ok(())
-    }
-
-    /// Who holds each secondary value in `values` for `brand`: the
-    /// `(contact_key, member_id)` of the member with that `secondary` and the
-    /// smallest `(created_at, member_id)`, keyed by value. Values no member
-    /// holds are absent.
-    pub async fn secondary_owners(
-        &self,
-        brand: &str,
-        values: &[String],
-    ) -> Result<HashMap<String, (String, String)>, StoreError> {
-        let mut out = HashMap::with_capacity(values.len());
-        for chunk in distinct(values).chunks(ID_CHUNK) {
-            let values = serde_json::to_string(chunk)?;
-            on_backend!(
-                self,
-                sqlite = "SELECT secondary, contact_key, member_id FROM (\
-                          SELECT secondary, contact_key, member_id, ROW_NUMBER() OVER (\
-                          PARTITION BY secondary ORDER BY created_at, member_id) AS pos \
-                          FROM contact_members WHERE brand = $1 \
-                          AND secondary IN (SELECT value FROM json_each($2))\
-                          ) AS ranked WHERE pos = 1",
-                postgres = "SELECT secondary, contact_key, member_id FROM (\
-                            SELECT secondary, contact_key, member_id, ROW_NUMBER() OVER (\
-                            PARTITION BY secondary ORDER BY created_at, member_id) AS pos \
-                            FROM contact_members WHERE brand = $1 \
-                            AND secondary IN (SELECT jsonb_array_elements_text($2::jsonb))\
-                            ) AS ranked WHERE pos = 1",
-                |sql, pool| {
-                    let rows = sqlx::query_as::<_, (String, String, String)>(sql)
-                        .bind(brand)
-                        .bind(values.as_str())
-                        .fetch_all(pool)
-                        .await?;
-                    for (value, contact_key, member_id) in rows {
-                        out.insert(value, (contact_key, member_id));
-                    }
-                }
-            );
-        }
-        Ok(out)
     }
 
     /// Number of members of `brand`.

@@ -176,3 +176,43 @@ impl Drop for TestStore {
         self.cleanup.run();
     }
 }
+
+/// Runs each listed test function (`async fn name(t: &TestStore)`) once per backend: a
+/// `sqlite::name` test always, a `postgres::name` test that prints
+/// [`POSTGRES_SKIP_MESSAGE`] and passes when `CT_OMNISEND_TEST_POSTGRES` is not set (and fails
+/// when it is set and the server cannot be used).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = $crate::store::testing::TestStore::new($crate::store::Backend::Sqlite)
+                        .await
+                        .expect("sqlite test store")
+                        .expect("sqlite is always available");
+                    assert_eq!(t.store().backend(), $crate::store::Backend::Sqlite);
+                    super::$name(&t).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(t) =
+                        $crate::store::testing::TestStore::new($crate::store::Backend::Postgres)
+                            .await
+                            .expect("CT_OMNISEND_TEST_POSTGRES is set but the test store failed")
+                    else {
+                        println!("{}", $crate::store::testing::POSTGRES_SKIP_MESSAGE);
+                        return;
+                    };
+                    assert_eq!(t.store().backend(), $crate::store::Backend::Postgres);
+                    super::$name(&t).await;
+                }
+            )*
+        }
+    };
+}
