@@ -45,6 +45,11 @@ const SQLITE: &[Embedded] = &[
         description: "inbox",
         sql: include_str!("../../migrations/sqlite/0004_inbox.sql"),
     },
+    Embedded {
+        version: 5,
+        description: "events",
+        sql: include_str!("../../migrations/sqlite/0005_events.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -67,6 +72,11 @@ const POSTGRES: &[Embedded] = &[
         version: 4,
         description: "inbox",
         sql: include_str!("../../migrations/postgres/0004_inbox.sql"),
+    },
+    Embedded {
+        version: 5,
+        description: "events",
+        sql: include_str!("../../migrations/postgres/0005_events.sql"),
     },
 ];
 

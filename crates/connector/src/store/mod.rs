@@ -57,6 +57,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 pub use contacts::{KeyChange, MemberRow, RetiredRow};
+pub use events::{Application, Applied, Lane, NewEvent, OutboxDepth, OutboxEvent, ResourceVersion};
 pub use inbox::{InboxEntry, NewInboxEntry, Stored};
 use rows::{
     count_to_db, cursor_columns, cursor_from_row, record_columns, record_from_row,
@@ -161,6 +162,7 @@ macro_rules! on_backend {
 
 // Declared after `on_backend!` so the macro is in (textual) scope there.
 mod contacts;
+mod events;
 mod inbox;
 
 impl StateStore {

@@ -1,0 +1,44 @@
+-- Real-time events (issue 4): the outbox of Omnisend events (its `sent` rows are the ledger),
+-- the facts each event covers, and the last applied state of each resource.
+-- Keep in step with migrations/postgres/0005_events.sql.
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    brand        TEXT    NOT NULL, -- the brand's API key variable (as in contact_members)
+    event_id     TEXT    NOT NULL, -- deterministic UUIDv5: one fact, one id
+    event_name   TEXT    NOT NULL, -- e.g. 'placed order'
+    ordering_key TEXT    NOT NULL, -- e.g. 'order:<id>': rows of one key go out in id order
+    lane         INTEGER NOT NULL, -- 0 real time, 1 backfill (historical orders)
+    body         TEXT    NOT NULL, -- the EventRequest (JSON)
+    status       TEXT    NOT NULL DEFAULT 'pending', -- pending | sent | rejected
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    due_at       INTEGER NOT NULL, -- unix ms: not sent before
+    lease_owner  TEXT,             -- the worker holding the row
+    lease_until  INTEGER,          -- unix ms: the lease ends (a dead worker's rows come back)
+    created_at   INTEGER NOT NULL, -- unix ms
+    sent_at      INTEGER,          -- unix ms: Omnisend answered 2xx
+    last_error   TEXT
+);
+-- Once per event (the once-only rule: a redelivery, replay or restart finds the row).
+CREATE UNIQUE INDEX outbox_event ON outbox (brand, event_id);
+CREATE INDEX outbox_due ON outbox (status, lane, due_at, id);
+CREATE INDEX outbox_key ON outbox (ordering_key, id) WHERE status = 'pending';
+
+-- The facts already turned into events, e.g. 'order:<id>:placed' (an event may cover several,
+-- e.g. the return items of one refund).
+CREATE TABLE event_facts (
+    brand    TEXT NOT NULL,
+    fact     TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (brand, fact)
+);
+
+-- Per resource: the newest version applied (older notifications are stale) and, for carts,
+-- the snapshot the next change is compared with.
+CREATE TABLE resource_state (
+    resource_type TEXT    NOT NULL,
+    resource_id   TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    snapshot      TEXT,             -- JSON
+    updated_at    INTEGER NOT NULL, -- unix ms
+    PRIMARY KEY (resource_type, resource_id)
+);
