@@ -451,6 +451,12 @@ pub struct Address {
     /// Further information on the street address.
     #[serde(default)]
     pub additional_street_info: Option<String>,
+    /// Apartment or suite.
+    #[serde(default)]
+    pub apartment: Option<String>,
+    /// Building.
+    #[serde(default)]
+    pub building: Option<String>,
     /// Postal code.
     #[serde(default)]
     pub postal_code: Option<String>,
@@ -620,7 +626,486 @@ pub struct CustomerGroup {
     pub last_modified_at: OffsetDateTime,
 }
 
-/// A cart: its identity and address fields (line items and prices are not read yet).
+/// `TaxRate` of a line item (only what the event mapping reads).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxRate {
+    /// Name of the tax rate.
+    #[serde(default)]
+    pub name: String,
+    /// Rate, e.g. `0.19`.
+    #[serde(default)]
+    pub amount: f64,
+    /// Whether the prices of the line already include this tax.
+    #[serde(default)]
+    pub included_in_price: bool,
+    /// ISO 3166-1 alpha-2 country the rate applies to.
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+/// One tax portion of a taxed price.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxPortion {
+    /// Name of the tax.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Rate, e.g. `0.19`.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Tax amount.
+    pub amount: TypedMoney,
+}
+
+/// `TaxedPrice` (cart/order totals) and `TaxedItemPrice` (line items, shipping): net, gross
+/// and tax amounts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxedPrice {
+    /// Total without taxes.
+    pub total_net: TypedMoney,
+    /// Total with taxes.
+    pub total_gross: TypedMoney,
+    /// Total tax (`totalGross - totalNet`); absent on older payloads.
+    #[serde(default)]
+    pub total_tax: Option<TypedMoney>,
+    /// Tax portions.
+    #[serde(default)]
+    pub tax_portions: Vec<TaxPortion>,
+}
+
+/// `DiscountedLineItemPortion`: the part of a unit's discount that one cart discount gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountedLineItemPortion {
+    /// The cart discount.
+    pub discount: Reference,
+    /// Amount the discount took off (per unit on line items).
+    pub discounted_amount: TypedMoney,
+}
+
+/// `DiscountedLineItemPrice`: a discounted unit price and the cart discounts behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountedLineItemPrice {
+    /// The discounted money value.
+    pub value: TypedMoney,
+    /// The cart discounts that apply, with their amounts.
+    #[serde(default)]
+    pub included_discounts: Vec<DiscountedLineItemPortion>,
+}
+
+/// `DiscountedLineItemPriceForQuantity`: `quantity` units of a line cost
+/// `discountedPrice.value` each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountedLineItemPriceForQuantity {
+    /// Number of units with this price.
+    pub quantity: i64,
+    /// The discounted unit price.
+    pub discounted_price: DiscountedLineItemPrice,
+}
+
+/// A line item of a cart or order: a product variant snapshot with its price and quantity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    /// Line item id (unique within the cart; kept by the order made from it).
+    pub id: String,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Product id.
+    pub product_id: String,
+    /// Product key, when the product has one.
+    #[serde(default)]
+    pub product_key: Option<String>,
+    /// Product name at the time the line was added.
+    #[serde(default)]
+    pub name: LocalizedString,
+    /// Product slug.
+    #[serde(default)]
+    pub product_slug: Option<LocalizedString>,
+    /// Product type.
+    #[serde(default)]
+    pub product_type: Option<Reference>,
+    /// Variant snapshot (sku, images, attributes, prices).
+    pub variant: ProductVariant,
+    /// The price used: `value` is the catalog price, `discounted` a product discount.
+    pub price: Price,
+    /// Quantity.
+    pub quantity: i64,
+    /// Line total: unit price (after cart discounts) × quantity; taxes included only when
+    /// the tax rate is `includedInPrice`.
+    pub total_price: TypedMoney,
+    /// Cart discounts on this line, per group of units.
+    #[serde(default)]
+    pub discounted_price_per_quantity: Vec<DiscountedLineItemPriceForQuantity>,
+    /// Net, gross and tax of the line, once taxes are calculated.
+    #[serde(default)]
+    pub taxed_price: Option<TaxedPrice>,
+    /// The tax rate applied.
+    #[serde(default)]
+    pub tax_rate: Option<TaxRate>,
+    /// `Platform`, `ExternalPrice` or `ExternalTotal`.
+    #[serde(default)]
+    pub price_mode: Option<String>,
+    /// `Standard` or `GiftLineItem` (added by a cart discount).
+    #[serde(default)]
+    pub line_item_mode: Option<String>,
+    /// When the line was added to the cart.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub added_at: Option<OffsetDateTime>,
+    /// Last change of the line (e.g. its quantity).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_modified_at: Option<OffsetDateTime>,
+}
+
+/// A custom line item: a priced line that is not a product (fees, gift wrapping, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomLineItem {
+    /// Custom line item id.
+    pub id: String,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: LocalizedString,
+    /// Unit price.
+    pub money: TypedMoney,
+    /// Quantity.
+    #[serde(default)]
+    pub quantity: i64,
+    /// Line total after cart discounts.
+    pub total_price: TypedMoney,
+    /// Identifier within the cart.
+    #[serde(default)]
+    pub slug: String,
+    /// Cart discounts on this line, per group of units.
+    #[serde(default)]
+    pub discounted_price_per_quantity: Vec<DiscountedLineItemPriceForQuantity>,
+    /// Net, gross and tax, once taxes are calculated.
+    #[serde(default)]
+    pub taxed_price: Option<TaxedPrice>,
+}
+
+/// Tracking data of a parcel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackingData {
+    /// Tracking number of the carrier.
+    #[serde(default)]
+    pub tracking_id: Option<String>,
+    /// Carrier name.
+    #[serde(default)]
+    pub carrier: Option<String>,
+    /// Shipping provider (e.g. a logistics platform).
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Transaction id at the provider.
+    #[serde(default)]
+    pub provider_transaction: Option<String>,
+    /// Whether this is a return parcel.
+    #[serde(default)]
+    pub is_return: bool,
+}
+
+/// An item of a delivery or parcel: a (custom) line item id and a quantity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryItem {
+    /// Line item or custom line item id.
+    pub id: String,
+    /// Quantity.
+    pub quantity: i64,
+}
+
+/// A parcel of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parcel {
+    /// Parcel id.
+    pub id: String,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Creation time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Tracking data.
+    #[serde(default)]
+    pub tracking_data: Option<TrackingData>,
+    /// Items in the parcel.
+    #[serde(default)]
+    pub items: Vec<DeliveryItem>,
+}
+
+/// A delivery (shipment) of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Delivery id.
+    pub id: String,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Creation time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Items delivered.
+    #[serde(default)]
+    pub items: Vec<DeliveryItem>,
+    /// Parcels.
+    #[serde(default)]
+    pub parcels: Vec<Parcel>,
+}
+
+/// `ShippingInfo`: the shipping method and price of a cart or order (single shipping mode),
+/// with the deliveries of an order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingInfo {
+    /// Name of the shipping method.
+    #[serde(default)]
+    pub shipping_method_name: String,
+    /// Shipping price before shipping discounts (tax included only when the rate says so).
+    pub price: TypedMoney,
+    /// Set when a cart discount applies to shipping.
+    #[serde(default)]
+    pub discounted_price: Option<DiscountedLineItemPrice>,
+    /// The shipping method.
+    #[serde(default)]
+    pub shipping_method: Option<Reference>,
+    /// Net, gross and tax of the shipping price.
+    #[serde(default)]
+    pub taxed_price: Option<TaxedPrice>,
+    /// `MatchesCart` or `DoesNotMatchCart`.
+    #[serde(default)]
+    pub shipping_method_state: Option<String>,
+    /// Deliveries (orders only).
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One shipping of a cart or order in `Multiple` shipping mode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shipping {
+    /// Key of the shipping within the cart.
+    #[serde(default)]
+    pub shipping_key: String,
+    /// Its shipping method, price and deliveries.
+    pub shipping_info: ShippingInfo,
+    /// Its address.
+    #[serde(default)]
+    pub shipping_address: Option<Address>,
+}
+
+/// A discount code reference; `obj` is set when requested with
+/// `expand=discountCodes[*].discountCode`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountCodeReference {
+    /// `discount-code`.
+    #[serde(default)]
+    pub type_id: String,
+    /// Discount code id.
+    pub id: String,
+    /// The discount code, when expanded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obj: Option<Box<DiscountCode>>,
+}
+
+/// `DiscountCodeInfo`: a discount code added to a cart and whether it applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountCodeInfo {
+    /// The discount code (expanded or not).
+    pub discount_code: DiscountCodeReference,
+    /// `MatchesCart` when it applies; `NotActive`, `NotValid`, `DoesNotMatchCart`,
+    /// `MaxApplicationReached`, `ApplicationStoppedByPreviousDiscount` otherwise.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// `DiscountedTotalPricePortion`: the part of a total-price discount one cart discount gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountedTotalPricePortion {
+    /// The cart discount.
+    pub discount: Reference,
+    /// Amount it took off.
+    pub discounted_amount: TypedMoney,
+}
+
+/// `DiscountOnTotalPrice`: cart discounts on the cart's total price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountOnTotalPrice {
+    /// Amount taken off the total (in the cart's price mode: gross when prices include taxes).
+    pub discounted_amount: TypedMoney,
+    /// The cart discounts behind it.
+    #[serde(default)]
+    pub included_discounts: Vec<DiscountedTotalPricePortion>,
+    /// Net amount taken off, once taxes are calculated.
+    #[serde(default)]
+    pub discounted_net_amount: Option<TypedMoney>,
+    /// Gross amount taken off, once taxes are calculated.
+    #[serde(default)]
+    pub discounted_gross_amount: Option<TypedMoney>,
+}
+
+/// `PaymentMethodInfo` of a payment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentMethodInfo {
+    /// Payment service provider, e.g. `stripe`.
+    #[serde(default)]
+    pub payment_interface: Option<String>,
+    /// Payment method, e.g. `CreditCard`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Localized display name of the method.
+    #[serde(default)]
+    pub name: Option<LocalizedString>,
+}
+
+/// A payment (only when expanded in `paymentInfo.payments[*]`): its method.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    /// Payment id.
+    pub id: String,
+    /// Method of the payment.
+    #[serde(default)]
+    pub payment_method_info: PaymentMethodInfo,
+}
+
+/// A payment reference; `obj` is set when requested with `expand=paymentInfo.payments[*]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentReference {
+    /// `payment`.
+    #[serde(default)]
+    pub type_id: String,
+    /// Payment id.
+    pub id: String,
+    /// The payment, when expanded.
+    #[serde(default)]
+    pub obj: Option<Payment>,
+}
+
+/// `PaymentInfo` of a cart or order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentInfo {
+    /// Payments.
+    #[serde(default)]
+    pub payments: Vec<PaymentReference>,
+}
+
+/// A returned (custom) line item of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnItem {
+    /// Return item id.
+    pub id: String,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Quantity returned.
+    pub quantity: i64,
+    /// `LineItemReturnItem` or `CustomLineItemReturnItem`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The returned line item (`LineItemReturnItem`).
+    #[serde(default)]
+    pub line_item_id: Option<String>,
+    /// The returned custom line item (`CustomLineItemReturnItem`).
+    #[serde(default)]
+    pub custom_line_item_id: Option<String>,
+    /// Comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `Advised`, `Returned`, `BackInStock` or `Unusable`.
+    #[serde(default)]
+    pub shipment_state: String,
+    /// `NonRefundable`, `Initial`, `Refunded` or `NotRefunded`.
+    #[serde(default)]
+    pub payment_state: String,
+    /// Creation time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Last change (e.g. of the payment state).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_modified_at: Option<OffsetDateTime>,
+}
+
+/// `ReturnInfo`: one return of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnInfo {
+    /// Returned items.
+    #[serde(default)]
+    pub items: Vec<ReturnItem>,
+    /// Tracking id of the return shipment.
+    #[serde(default)]
+    pub return_tracking_id: Option<String>,
+    /// Date of the return.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub return_date: Option<OffsetDateTime>,
+}
+
+/// A discount code (`/discount-codes`): the text customers enter and the cart discounts it
+/// unlocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountCode {
+    /// Id.
+    pub id: String,
+    /// Version.
+    pub version: i64,
+    /// Key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The code customers enter, e.g. `SUMMER20`.
+    pub code: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<LocalizedString>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<LocalizedString>,
+    /// Cart discounts the code unlocks.
+    #[serde(default)]
+    pub cart_discounts: Vec<Reference>,
+    /// Whether the code can be applied.
+    #[serde(default)]
+    pub is_active: bool,
+    /// Groups the code belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Start of validity.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_from: Option<OffsetDateTime>,
+    /// End of validity.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_modified_at: OffsetDateTime,
+}
+
+/// A cart: identity, addresses, line items, prices, discounts and shipping.
+///
+/// Everything past the identity fields defaults, so payloads without them (older emulators,
+/// trimmed fixtures) still parse.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cart {
@@ -634,6 +1119,9 @@ pub struct Cart {
     /// Last modification.
     #[serde(with = "time::serde::rfc3339")]
     pub last_modified_at: OffsetDateTime,
+    /// User-defined key.
+    #[serde(default)]
+    pub key: Option<String>,
     /// Id of the registered customer the cart belongs to.
     #[serde(default)]
     pub customer_id: Option<String>,
@@ -664,9 +1152,49 @@ pub struct Cart {
     /// Custom fields.
     #[serde(default)]
     pub custom: Option<CustomFields>,
+    /// Product line items.
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    /// Custom line items.
+    #[serde(default)]
+    pub custom_line_items: Vec<CustomLineItem>,
+    /// Sum of the line totals and the shipping price, after discounts (tax included only
+    /// when the prices include it; see `taxed_price`).
+    #[serde(default)]
+    pub total_price: Option<TypedMoney>,
+    /// Net, gross and tax totals, once taxes are calculated.
+    #[serde(default)]
+    pub taxed_price: Option<TaxedPrice>,
+    /// Net, gross and tax of the shipping price.
+    #[serde(default)]
+    pub taxed_shipping_price: Option<TaxedPrice>,
+    /// `Platform`, `External`, `ExternalAmount` or `Disabled`.
+    #[serde(default)]
+    pub tax_mode: Option<String>,
+    /// `Single` or `Multiple`.
+    #[serde(default)]
+    pub shipping_mode: Option<String>,
+    /// Shipping method and price (`Single` shipping mode).
+    #[serde(default)]
+    pub shipping_info: Option<ShippingInfo>,
+    /// Shippings (`Multiple` shipping mode).
+    #[serde(default)]
+    pub shipping: Vec<Shipping>,
+    /// Discount codes added to the cart.
+    #[serde(default)]
+    pub discount_codes: Vec<DiscountCodeInfo>,
+    /// Cart discounts on the total price.
+    #[serde(default)]
+    pub discount_on_total_price: Option<DiscountOnTotalPrice>,
+    /// Payments.
+    #[serde(default)]
+    pub payment_info: Option<PaymentInfo>,
 }
 
-/// An order: its identity and address fields (line items and prices are not read yet).
+/// An order: a cart snapshot plus order, payment and shipment states, returns and
+/// deliveries.
+///
+/// Everything past the identity fields defaults, so payloads without them still parse.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
@@ -713,6 +1241,82 @@ pub struct Order {
     /// `Open`, `Confirmed`, `Complete` or `Cancelled`.
     #[serde(default)]
     pub order_state: Option<String>,
+    /// `BalanceDue`, `Failed`, `Pending`, `CreditOwed` or `Paid`.
+    #[serde(default)]
+    pub payment_state: Option<String>,
+    /// `Shipped`, `Delivered`, `Ready`, `Pending`, `Delayed`, `Partial`, `Backorder` or
+    /// `Canceled`.
+    #[serde(default)]
+    pub shipment_state: Option<String>,
+    /// When the order was completed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    /// The cart the order was created from.
+    #[serde(default)]
+    pub cart: Option<Reference>,
+    /// Product line items.
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    /// Custom line items.
+    #[serde(default)]
+    pub custom_line_items: Vec<CustomLineItem>,
+    /// Sum of the line totals and the shipping price, after discounts (tax included only
+    /// when the prices include it; see `taxed_price`).
+    #[serde(default)]
+    pub total_price: Option<TypedMoney>,
+    /// Net, gross and tax totals, once taxes are calculated.
+    #[serde(default)]
+    pub taxed_price: Option<TaxedPrice>,
+    /// Net, gross and tax of the shipping price.
+    #[serde(default)]
+    pub taxed_shipping_price: Option<TaxedPrice>,
+    /// `Platform`, `External`, `ExternalAmount` or `Disabled`.
+    #[serde(default)]
+    pub tax_mode: Option<String>,
+    /// `Single` or `Multiple`.
+    #[serde(default)]
+    pub shipping_mode: Option<String>,
+    /// Shipping method, price and deliveries (`Single` shipping mode).
+    #[serde(default)]
+    pub shipping_info: Option<ShippingInfo>,
+    /// Shippings with their deliveries (`Multiple` shipping mode).
+    #[serde(default)]
+    pub shipping: Vec<Shipping>,
+    /// Discount codes of the order.
+    #[serde(default)]
+    pub discount_codes: Vec<DiscountCodeInfo>,
+    /// Cart discounts on the total price.
+    #[serde(default)]
+    pub discount_on_total_price: Option<DiscountOnTotalPrice>,
+    /// Payments.
+    #[serde(default)]
+    pub payment_info: Option<PaymentInfo>,
+    /// Returns.
+    #[serde(default)]
+    pub return_info: Vec<ReturnInfo>,
+}
+
+impl Order {
+    /// The shipping infos of the order: the single one, then those of `Multiple` mode.
+    pub fn shipping_infos(&self) -> impl Iterator<Item = &ShippingInfo> {
+        self.shipping_info
+            .iter()
+            .chain(self.shipping.iter().map(|s| &s.shipping_info))
+    }
+
+    /// All return items, in return order.
+    pub fn return_items(&self) -> impl Iterator<Item = &ReturnItem> {
+        self.return_info.iter().flat_map(|r| r.items.iter())
+    }
+}
+
+impl Cart {
+    /// The shipping infos of the cart: the single one, then those of `Multiple` mode.
+    pub fn shipping_infos(&self) -> impl Iterator<Item = &ShippingInfo> {
+        self.shipping_info
+            .iter()
+            .chain(self.shipping.iter().map(|s| &s.shipping_info))
+    }
 }
 
 macro_rules! keyed {
@@ -737,7 +1341,8 @@ keyed!(
     Customer,
     CustomerGroup,
     Cart,
-    Order
+    Order,
+    DiscountCode
 );
 
 /// A message (`GET /messages`): one change of one resource. Only the envelope fields are
@@ -773,3 +1378,211 @@ pub struct Message {
 }
 
 keyed!(Message);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use std::path::PathBuf;
+    use std::str::FromStr;
+
+    /// The official example `name` from `shared/examples/commercetools/`, or `None` (with one
+    /// printed line) when that folder is not next to the repository.
+    fn official_example(name: &str) -> Option<String> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/examples/commercetools")
+            .join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                println!("skipped: {} not found", path.display());
+                None
+            }
+        }
+    }
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn the_official_order_example_parses_with_its_line_items_and_taxes() {
+        let Some(text) = official_example("order.api-reference.json") else {
+            return;
+        };
+        let order: Order = serde_json::from_str(&text).unwrap();
+        assert_eq!(order.id, "92f5a867-bf19-47ab-982c-6720a03a3921");
+        assert_eq!(order.order_state.as_deref(), Some("Open"));
+        assert_eq!(order.tax_mode.as_deref(), Some("External"));
+        assert_eq!(order.total_price.as_ref().unwrap().amount(), dec("10"));
+        assert!(order.return_info.is_empty());
+        assert!(order.discount_codes.is_empty());
+        let line = &order.line_items[0];
+        assert_eq!(line.product_id, "c5c75935-595a-4cc3-a80e-24e9a9c55094");
+        assert_eq!(line.name.get(&["en"]), Some("MyProduct"));
+        assert_eq!(
+            line.product_slug.as_ref().unwrap().get(&["en"]),
+            Some("new-product-slug-12345678")
+        );
+        assert_eq!(line.variant.sku.as_deref(), Some("some-sku-123"));
+        assert_eq!(line.quantity, 1);
+        assert_eq!(line.total_price.amount(), dec("10"));
+        let taxed = line.taxed_price.as_ref().unwrap();
+        assert_eq!(taxed.total_gross.amount(), dec("11"));
+        assert_eq!(taxed.total_tax, None);
+        let rate = line.tax_rate.as_ref().unwrap();
+        assert!(!rate.included_in_price);
+        assert_eq!(line.line_item_mode.as_deref(), Some("Standard"));
+    }
+
+    #[test]
+    fn the_official_cart_example_parses_with_its_line_items() {
+        let Some(text) = official_example("cart-with-line-items.api-reference.json") else {
+            return;
+        };
+        let cart: Cart = serde_json::from_str(&text).unwrap();
+        assert_eq!(cart.id, "2a3baa00-44fa-4ab8-bec7-933c31e18dcc");
+        assert_eq!(cart.key.as_deref(), Some("test-key"));
+        assert_eq!(cart.cart_state.as_deref(), Some("Active"));
+        assert_eq!(cart.store.as_ref().unwrap().key, "test-key");
+        assert_eq!(cart.total_price.as_ref().unwrap().amount(), dec("56"));
+        let line = &cart.line_items[0];
+        assert_eq!(line.quantity, 2);
+        assert_eq!(line.price.value.amount(), dec("28"));
+        assert_eq!(
+            line.variant.images[0].url,
+            "https://www.commercetools.com/cli/data/252542005_1.jpg"
+        );
+        assert_eq!(cart.tax_mode.as_deref(), Some("Platform"));
+    }
+
+    #[test]
+    fn the_official_empty_cart_example_parses() {
+        let Some(text) = official_example("cart.api-reference.json") else {
+            return;
+        };
+        let cart: Cart = serde_json::from_str(&text).unwrap();
+        assert!(cart.line_items.is_empty());
+    }
+
+    #[test]
+    fn an_identity_only_order_still_parses_with_empty_defaults() {
+        let order: Order = serde_json::from_str(
+            r#"{"id":"o-1","version":1,"createdAt":"2026-01-01T00:00:00Z",
+                "lastModifiedAt":"2026-01-01T00:00:00Z","customerEmail":"a@example.com"}"#,
+        )
+        .unwrap();
+        assert!(order.line_items.is_empty());
+        assert_eq!(order.total_price, None);
+        assert_eq!(order.payment_state, None);
+        assert!(order.return_info.is_empty());
+        let cart: Cart = serde_json::from_str(
+            r#"{"id":"c-1","version":1,"createdAt":"2026-01-01T00:00:00Z",
+                "lastModifiedAt":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(cart.line_items.is_empty());
+        assert_eq!(cart.shipping_infos().count(), 0);
+    }
+
+    #[test]
+    fn shipping_discounts_deliveries_returns_and_payments_parse() {
+        let money = |cents: i64| serde_json::json!({"type":"centPrecision","currencyCode":"EUR","centAmount":cents,"fractionDigits":2});
+        let order: Order = serde_json::from_value(serde_json::json!({
+            "id": "o-2", "version": 7,
+            "createdAt": "2026-01-01T10:00:00.000Z", "lastModifiedAt": "2026-01-03T10:00:00.000Z",
+            "orderNumber": "10023", "orderState": "Complete",
+            "paymentState": "Paid", "shipmentState": "Shipped",
+            "completedAt": "2026-01-04T00:00:00Z",
+            "totalPrice": money(4388),
+            "taxedPrice": {"totalNet": money(3687), "totalGross": money(4388), "totalTax": money(701),
+                           "taxPortions": [{"rate": 0.19, "amount": money(701), "name": "VAT"}]},
+            "discountCodes": [{"discountCode": {"typeId": "discount-code", "id": "dc-1"}, "state": "MatchesCart"}],
+            "discountOnTotalPrice": {"discountedAmount": money(500),
+                "includedDiscounts": [{"discount": {"typeId": "cart-discount", "id": "cd-1"}, "discountedAmount": money(500)}]},
+            "shippingInfo": {
+                "shippingMethodName": "DHL", "price": money(490),
+                "discountedPrice": {"value": money(0), "includedDiscounts": []},
+                "shippingMethod": {"typeId": "shipping-method", "id": "sm-1"},
+                "deliveries": [{"id": "d-1", "createdAt": "2026-01-02T00:00:00Z",
+                    "items": [{"id": "li-1", "quantity": 1}],
+                    "parcels": [{"id": "p-1", "trackingData": {"trackingId": "TRK1", "carrier": "DHL", "isReturn": false}}]}]
+            },
+            "paymentInfo": {"payments": [{"typeId": "payment", "id": "pay-1",
+                "obj": {"id": "pay-1", "paymentMethodInfo": {"paymentInterface": "stripe", "method": "card"}}}]},
+            "returnInfo": [{"returnTrackingId": "RET-1", "returnDate": "2026-01-05T00:00:00Z",
+                "items": [{"id": "ri-1", "quantity": 1, "type": "LineItemReturnItem", "lineItemId": "li-1",
+                           "shipmentState": "Returned", "paymentState": "Refunded",
+                           "createdAt": "2026-01-05T00:00:00Z", "lastModifiedAt": "2026-01-06T00:00:00Z"}]}]
+        }))
+        .unwrap();
+        let shipping = order.shipping_infos().next().unwrap();
+        assert_eq!(shipping.shipping_method_name, "DHL");
+        let tracking = shipping.deliveries[0].parcels[0]
+            .tracking_data
+            .as_ref()
+            .unwrap();
+        assert_eq!(tracking.tracking_id.as_deref(), Some("TRK1"));
+        assert_eq!(
+            order
+                .taxed_price
+                .as_ref()
+                .unwrap()
+                .total_tax
+                .as_ref()
+                .unwrap()
+                .amount(),
+            dec("7.01")
+        );
+        let item = order.return_items().next().unwrap();
+        assert_eq!(item.kind, "LineItemReturnItem");
+        assert_eq!(item.payment_state, "Refunded");
+        assert_eq!(item.line_item_id.as_deref(), Some("li-1"));
+        let payment = order.payment_info.as_ref().unwrap().payments[0]
+            .obj
+            .as_ref()
+            .unwrap();
+        assert_eq!(payment.payment_method_info.method.as_deref(), Some("card"));
+        assert_eq!(order.discount_codes[0].discount_code.id, "dc-1");
+        assert_eq!(
+            order
+                .discount_on_total_price
+                .as_ref()
+                .unwrap()
+                .included_discounts[0]
+                .discount
+                .id,
+            "cd-1"
+        );
+    }
+
+    #[test]
+    fn an_expanded_discount_code_reference_keeps_the_code() {
+        let info: DiscountCodeInfo = serde_json::from_str(
+            r#"{"discountCode":{"typeId":"discount-code","id":"dc-1","obj":{"id":"dc-1","version":1,
+                "code":"SUMMER20","createdAt":"2026-01-01T00:00:00Z","lastModifiedAt":"2026-01-01T00:00:00Z"}},
+                "state":"MatchesCart"}"#,
+        )
+        .unwrap();
+        assert_eq!(info.discount_code.obj.unwrap().code, "SUMMER20");
+        let plain: DiscountCodeInfo =
+            serde_json::from_str(r#"{"discountCode":{"typeId":"discount-code","id":"dc-2"}}"#)
+                .unwrap();
+        assert_eq!(plain.discount_code.id, "dc-2");
+        assert_eq!(plain.discount_code.obj, None);
+        assert_eq!(plain.state, None);
+    }
+
+    #[test]
+    fn a_discount_code_parses() {
+        let code: DiscountCode = serde_json::from_str(
+            r#"{"id":"dc-1","version":2,"code":"SUMMER20","name":{"en":"Summer"},
+                "cartDiscounts":[{"typeId":"cart-discount","id":"cd-1"}],"isActive":true,
+                "createdAt":"2026-01-01T00:00:00Z","lastModifiedAt":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(code.code, "SUMMER20");
+        assert_eq!(code.cart_discounts[0].id, "cd-1");
+        assert_eq!(code.name.unwrap().get(&["en"]), Some("Summer"));
+    }
+}

@@ -37,6 +37,10 @@ pub mod env {
     pub const CT_OMNISEND_CONFIG: &str = "CT_OMNISEND_CONFIG";
     /// State store URL.
     pub const CT_OMNISEND_STATE: &str = "CT_OMNISEND_STATE";
+    /// Webhook shared secret (`Authorization: Bearer T` or `?token=T`).
+    pub const CT_OMNISEND_WEBHOOK_TOKEN: &str = "CT_OMNISEND_WEBHOOK_TOKEN";
+    /// Storefront event API token (`Authorization: Bearer T`).
+    pub const CT_OMNISEND_STOREFRONT_TOKEN: &str = "CT_OMNISEND_STOREFRONT_TOKEN";
 }
 
 /// Default commercetools region when no URL is configured.
@@ -70,10 +74,14 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 mod contacts;
+mod events;
 pub use contacts::{
     AddressKind, ChannelConsentSettings, ContactsSettings, CustomFieldSettings, PhoneSource,
     PrimaryIdentifier, RESERVED_PROPERTIES, RawChannelConsent, RawConsentRule, RawContacts,
     RawCustomFields, ReadFrom, property_name,
+};
+pub use events::{
+    EventsSettings, GOOGLE_JWKS_URL, OidcConfig, RawEvents, RawOidc, RawServer, ServerSettings,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +200,12 @@ pub struct RawSettings {
     /// `[contacts]`.
     #[serde(default)]
     pub contacts: RawContacts,
+    /// `[events]`.
+    #[serde(default)]
+    pub events: RawEvents,
+    /// `[server]`.
+    #[serde(default)]
+    pub server: RawServer,
     /// `[[stores]]`.
     #[serde(default)]
     pub stores: Vec<RawStore>,
@@ -501,6 +515,10 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     /// Contacts mapping.
     pub contacts: ContactsSettings,
+    /// Real-time events.
+    pub events: EventsSettings,
+    /// `serve`.
+    pub server: ServerSettings,
     /// Store routes.
     pub stores: Vec<StoreSettings>,
 }
@@ -620,6 +638,8 @@ impl Settings {
         };
 
         let contacts = ContactsSettings::from_raw(raw.contacts)?;
+        let events = EventsSettings::from_raw(raw.events)?;
+        let server = ServerSettings::from_raw(raw.server)?;
 
         if raw.stores.is_empty() {
             return Err(invalid(
@@ -691,6 +711,8 @@ impl Settings {
             state_url,
             catalog,
             contacts,
+            events,
+            server,
             stores,
         })
     }

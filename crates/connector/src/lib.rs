@@ -4,8 +4,11 @@
 pub mod app;
 pub mod config;
 pub mod consent;
+pub mod events;
 pub mod identity;
 pub mod ingest;
 pub mod mapping;
+pub mod recovery;
+pub mod serve;
 pub mod store;
 pub mod sync;

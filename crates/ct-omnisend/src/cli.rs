@@ -57,6 +57,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Serves webhooks and storefront events and delivers Omnisend events until SIGTERM/SIGINT.
+    Serve {
+        /// Listen address (default: PORT on all interfaces, else server.listen, else
+        /// 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Runs the whole product against built-in emulators of both APIs with a generated shop.
     Demo {
         /// Exit after the demo runs instead of keeping the emulators up.
@@ -168,6 +175,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => {
             let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
             sync(&settings, &args, &process_env).await
+        }
+        Command::Serve { listen } => {
+            let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
+            crate::serve::serve(settings, listen.as_deref(), &process_env).await
         }
         Command::Status { json } => {
             let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;

@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 

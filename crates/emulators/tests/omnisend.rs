@@ -516,7 +516,8 @@ async fn contacts_upsert_by_email_and_events_are_accepted() {
     );
 
     let event = json!({"eventName": "placed order", "eventVersion": "v2", "origin": "api",
-        "contact": {"email": "jane@example.com"}, "properties": {"orderID": "o1"}});
+        "contact": {"email": "jane@example.com"},
+        "properties": {"orderID": "o1", "totalPrice": 49.98, "currency": "EUR"}});
     assert_eq!(
         call(&os, &http, reqwest::Method::POST, "/events", Some(event))
             .await
@@ -541,4 +542,146 @@ async fn contacts_upsert_by_email_and_events_are_accepted() {
     );
     assert_eq!(os.events(KEY).len(), 1);
     assert!(os.events(KEY)[0]["receivedAt"].is_string());
+}
+
+fn placed_order_event(n: usize) -> Value {
+    json!({"eventName": "placed order", "eventVersion": "v2", "origin": "api",
+        "eventID": uuid::Uuid::from_u128(n as u128 + 1).to_string(),
+        "contact": {"email": format!("buyer{n}@example.com")},
+        "properties": {"orderID": format!("o{n}"), "totalPrice": 10.5, "currency": "EUR"}})
+}
+
+#[tokio::test]
+async fn event_batches_validate_each_item_and_record_accepted_events() {
+    let (os, http) = started(OmnisendEmulatorConfig::default()).await;
+    let mut no_version = placed_order_event(2);
+    no_version.as_object_mut().unwrap().remove("eventVersion");
+    let checkout = json!({"eventName": "started checkout", "eventVersion": "", "origin": "api",
+        "contact": {"phone": "+37060000000"}, "properties": {"cartID": "c1"}});
+    let batch = json!({"endpoint": "events", "method": "POST", "origin": "ct-omnisend",
+        "items": [placed_order_event(1), no_version, checkout]});
+    let (status, _, created) =
+        call(&os, &http, reqwest::Method::POST, "/batches", Some(batch)).await;
+    assert_eq!(status, 201);
+    let done = wait_finished(&os, &http, created["batchID"].as_str().unwrap()).await;
+    assert_eq!(done["endpoint"], "events");
+    assert_eq!(done["finishedCount"], 3);
+    assert_eq!(done["errorsCount"], 1);
+    let failed = &done["errors"][0];
+    assert_eq!(failed["responseCode"], 400);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["request"]["properties"]["orderID"], "o2");
+    assert_eq!(failed["response"]["errors"][0]["field"], "eventVersion");
+    assert_eq!(done["responses"][0]["responseCode"], 202);
+    let events = os.events(KEY);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["properties"]["orderID"], "o1");
+    assert_eq!(events[1]["eventName"], "started checkout");
+    assert!(events.iter().all(|e| e["receivedAt"].is_string()));
+}
+
+#[tokio::test]
+async fn event_batches_take_up_to_one_hundred_items() {
+    let (os, http) = started(OmnisendEmulatorConfig::default()).await;
+    let items: Vec<Value> = (0..101).map(placed_order_event).collect();
+    let too_many = json!({"endpoint": "events", "method": "POST", "items": items});
+    assert_eq!(
+        call(
+            &os,
+            &http,
+            reqwest::Method::POST,
+            "/batches",
+            Some(too_many)
+        )
+        .await
+        .0,
+        400
+    );
+    let hundred = json!({"endpoint": "events", "method": "POST", "items": items[..100]});
+    let (status, _, created) =
+        call(&os, &http, reqwest::Method::POST, "/batches", Some(hundred)).await;
+    assert_eq!((status, created["totalCount"].clone()), (201, json!(100)));
+    let done = wait_finished(&os, &http, created["batchID"].as_str().unwrap()).await;
+    assert_eq!(done["errorsCount"], 0);
+    assert_eq!(os.events(KEY).len(), 100);
+    let put = json!({"endpoint": "events", "method": "PUT", "items": [placed_order_event(1)]});
+    assert_eq!(
+        call(&os, &http, reqwest::Method::POST, "/batches", Some(put))
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn events_and_batches_share_the_brands_rate_limit() {
+    let (os, http) = started(OmnisendEmulatorConfig {
+        rate_limit_per_minute: Some(3),
+        ..OmnisendEmulatorConfig::default()
+    })
+    .await;
+    let batch = json!({"endpoint": "events", "method": "POST", "items": [placed_order_event(1)]});
+    let event = placed_order_event(2);
+    let post = |path: &'static str, body: Value| {
+        let (os, http) = (&os, &http);
+        async move { call(os, http, reqwest::Method::POST, path, Some(body)).await }
+    };
+    assert_eq!(post("/events", event.clone()).await.0, 202);
+    assert_eq!(post("/batches", batch.clone()).await.0, 201);
+    let (status, headers, _) = post("/events", event.clone()).await;
+    assert_eq!(
+        (status, &headers["x-rate-limit-remaining"]),
+        (202, &"0".parse().unwrap())
+    );
+    let (status, _, body) = post("/events", event.clone()).await;
+    assert_eq!(status, 429);
+    assert!(body["retryAfter"].as_u64().unwrap() >= 1);
+    assert_eq!(post("/batches", batch).await.0, 429);
+    // Another brand has its own window.
+    let other = http
+        .post(format!("{}/events", os.base_url()))
+        .header("Authorization", "Omnisend-API-Key brand-b")
+        .header("Omnisend-Version", "2026-03-15")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 202);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fault_latency_delays_every_event_response() {
+    let (os, http) = started(OmnisendEmulatorConfig {
+        faults: Faults {
+            latency: Duration::from_secs(3),
+            ..Faults::default()
+        },
+        ..OmnisendEmulatorConfig::default()
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    let (status, _, _) = call(
+        &os,
+        &http,
+        reqwest::Method::POST,
+        "/events",
+        Some(placed_order_event(1)),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(start.elapsed() >= Duration::from_secs(3));
+    let start = tokio::time::Instant::now();
+    let (status, _, _) = call(
+        &os,
+        &http,
+        reqwest::Method::POST,
+        "/events",
+        Some(json!({"eventName": "placed order"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "errors are delayed too"
+    );
 }

@@ -399,7 +399,7 @@ async fn contact_and_event_are_posted() {
     assert_eq!(emu.contacts(KEY).len(), 1);
     let event = serde_json::json!({
         "eventName": "placed order", "origin": "api", "eventVersion": "v2",
-        "contact": {"email": "ann@example.com"}, "properties": {}
+        "contact": {"email": "ann@example.com"}, "properties": {"totalPrice": 10.0, "currency": "EUR"}
     });
     client.post_event(&event).await.unwrap();
     assert_eq!(emu.events(KEY).len(), 1);

@@ -69,6 +69,7 @@
 
 mod error;
 mod fields;
+pub mod oidc;
 pub mod webhook;
 
 use std::borrow::Cow;

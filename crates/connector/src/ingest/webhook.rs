@@ -1,8 +1,7 @@
 //! `POST /webhooks/commercetools`: authenticates, parses ([`super::parse`]) and stores each
 //! notification in the inbox *before* answering, so a 2xx always means "durably stored".
 //!
-//! Groundwork for `ct-omnisend serve` (issue 4); not yet mounted by the binary, because nothing
-//! processes the inbox yet. Answers:
+//! Mounted by `ct-omnisend serve` ([`crate::serve`]). Answers:
 //!
 //! | case | status | stored |
 //! |---|---|---|
@@ -10,12 +9,16 @@
 //! | already stored (same delivery id, or the same change under another id) | 200 `{"status":"duplicate"}` | nothing |
 //! | the subscription's test message | 200 `{"status":"ignored"}` | nothing |
 //! | well-formed but unprocessable (unknown notification type, …) | 202 `{"status":"rejected"}` | a rejected record (so Pub/Sub stops redelivering it) |
-//! | missing or wrong token | 401 | nothing |
+//! | missing or wrong token, invalid OIDC token | 401 | nothing |
+//! | OIDC configured but Google's keys cannot be fetched | 503 | nothing |
 //! | malformed (not JSON, bad base64, missing field) | 400, body over 1 MiB 413 | nothing |
 //! | the store failed | 503 (the sender redelivers) | nothing |
 //!
 //! Authentication: the token (`CT_OMNISEND_WEBHOOK_TOKEN`) as `Authorization: Bearer …` or as
-//! `?token=…`, compared in constant time. Without a configured token every request is refused.
+//! `?token=…`, compared in constant time. With `[server.oidc]`, Pub/Sub's OIDC ID token is
+//! required in `Authorization: Bearer …` as well (see [`super::oidc`]), and the static token, if
+//! set, is then accepted only as `?token=…`. Without a token and without OIDC every request is
+//! refused.
 
 use std::sync::Arc;
 
@@ -29,6 +32,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use tokio::sync::Notify;
+
+use super::oidc::OidcVerifier;
 use super::{MAX_BODY, Notification, NotificationKind, parse};
 use crate::store::{NewInboxEntry, NewRejected, StateStore, Stored};
 
@@ -40,6 +46,8 @@ pub const NOTIFICATION: &str = "notification";
 pub struct WebhookState {
     store: StateStore,
     token: Option<Arc<SecretString>>,
+    oidc: Option<OidcVerifier>,
+    wake: Option<Arc<Notify>>,
 }
 
 impl WebhookState {
@@ -48,7 +56,21 @@ impl WebhookState {
         Self {
             store,
             token: token.map(Arc::new),
+            oidc: None,
+            wake: None,
         }
+    }
+
+    /// Also requires a valid Pub/Sub OIDC ID token.
+    pub fn with_oidc(mut self, oidc: OidcVerifier) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// Notifies `wake` after each newly stored notification (the inbox processor).
+    pub fn with_wake(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 }
 
@@ -90,23 +112,77 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorized(state: &WebhookState, headers: &HeaderMap, query: &[(String, String)]) -> bool {
-    let Some(expected) = &state.token else {
-        return false;
-    };
-    let expected = expected.expose_secret().as_bytes();
-    let bearer = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn token_matches(expected: &SecretString, candidates: &[Option<&str>]) -> bool {
+    let expected = expected.expose_secret().as_bytes();
+    candidates
+        .iter()
+        .flatten()
+        .any(|t| same(t.as_bytes(), expected))
+}
+
+/// `Ok(())` when the request may pass, else the answer to give.
+async fn authorize(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Result<(), Response> {
     let from_query = query
         .iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.as_str());
-    [bearer, from_query]
-        .into_iter()
-        .flatten()
-        .any(|t| same(t.as_bytes(), expected))
+    let unauthorized = || {
+        problem(
+            401,
+            "Unauthorized",
+            "a valid webhook token is required (Authorization: Bearer … or ?token=…)",
+        )
+    };
+    match (&state.oidc, &state.token) {
+        (None, None) => Err(unauthorized()),
+        (None, Some(token)) => {
+            if token_matches(token, &[bearer(headers), from_query]) {
+                Ok(())
+            } else {
+                Err(unauthorized())
+            }
+        }
+        (Some(oidc), token) => {
+            if let Some(token) = token
+                && !token_matches(token, &[from_query])
+            {
+                return Err(unauthorized());
+            }
+            let Some(jwt) = bearer(headers) else {
+                return Err(problem(
+                    401,
+                    "Unauthorized",
+                    "a Pub/Sub OIDC token is required (Authorization: Bearer …)",
+                ));
+            };
+            match oidc.verify(jwt).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "OIDC keys unavailable; answering 503");
+                    Err(problem(
+                        503,
+                        "Service Unavailable",
+                        "the token signing keys could not be fetched; retry",
+                    ))
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "webhook OIDC token refused");
+                    Err(problem(401, "Unauthorized", "the OIDC token is not valid"))
+                }
+            }
+        }
+    }
 }
 
 /// The inbox entry of a notification.
@@ -139,12 +215,8 @@ async fn commercetools(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&state, &headers, &query) {
-        return problem(
-            401,
-            "Unauthorized",
-            "a valid webhook token is required (Authorization: Bearer … or ?token=…)",
-        );
+    if let Err(refused) = authorize(&state, &headers, &query).await {
+        return refused;
     }
     let now = OffsetDateTime::now_utc();
     match parse(&body) {
@@ -154,6 +226,9 @@ async fn commercetools(
         }
         Ok(n) => match state.store.store_notification(&entry(&n, now)).await {
             Ok(Stored::New(id)) => {
+                if let Some(wake) = &state.wake {
+                    wake.notify_one();
+                }
                 tracing::debug!(id, delivery = %n.delivery_id, kind = n.kind.name(), "notification stored");
                 answer(StatusCode::ACCEPTED, json!({"status": "stored", "id": id}))
             }

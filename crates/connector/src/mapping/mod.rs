@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod contacts;
+pub mod events;
 pub mod text;
 
 use serde::Serialize;

@@ -470,6 +470,76 @@ impl StateStore {
         Ok(())
     }
 
+    /// A batch item Omnisend could not take after all (408/429/5xx in the batch's results): the
+    /// `sent` row becomes pending again, due at `due_at`.
+    pub async fn reopen_event(
+        &self,
+        id: i64,
+        due_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        on_backend!(
+            self,
+            sql = "UPDATE outbox SET status = 'pending', sent_at = NULL, due_at = $2, \
+                   last_error = $3 WHERE id = $1 AND status = 'sent'",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(to_ms(due_at))
+                    .bind(error)
+                    .execute(pool)
+                    .await?;
+            }
+        );
+        Ok(())
+    }
+
+    /// A batch item Omnisend refused (4xx in the batch's results): the `sent` row becomes
+    /// `rejected` with a rejected record, in one transaction.
+    pub async fn reject_sent_event(
+        &self,
+        id: i64,
+        error: &str,
+        record: &NewRejected,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET status = 'rejected', last_error = $2 \
+                           WHERE id = $1 AND status = 'sent'";
+        macro_rules! body {
+            ($tx:expr) => {{
+                let done = sqlx::query(SQL)
+                    .bind(id)
+                    .bind(error)
+                    .execute(&mut *$tx)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    sqlx::query(INSERT_REJECTED)
+                        .bind(&record.route)
+                        .bind(&record.entity)
+                        .bind(&record.ct_id)
+                        .bind(record.field.as_deref())
+                        .bind(&record.reason)
+                        .bind(record.payload.as_ref().map(Json))
+                        .bind(to_ms(record.at))
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                body!(tx);
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                body!(tx);
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes a rejected event pending again (due now), for `rejected replay`. Returns whether
     /// there was such a row.
     pub async fn requeue_event(

@@ -11,8 +11,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::predicate::{
-    CART_FIELDS, COMMON_FIELDS, CUSTOMER_FIELDS, FieldDef, MESSAGE_FIELDS, ORDER_FIELDS,
-    PRODUCT_FIELDS,
+    CART_FIELDS, COMMON_FIELDS, CUSTOMER_FIELDS, DISCOUNT_CODE_FIELDS, FieldDef, MESSAGE_FIELDS,
+    ORDER_FIELDS, PRODUCT_FIELDS,
 };
 use super::query::parse_params;
 use super::{CtState, Shared, Token, lock};
@@ -253,6 +253,7 @@ enum Resource {
     Types,
     Carts,
     Orders,
+    DiscountCodes,
     Messages,
 }
 
@@ -270,6 +271,7 @@ impl Resource {
             "types" => Self::Types,
             "carts" => Self::Carts,
             "orders" => Self::Orders,
+            "discount-codes" => Self::DiscountCodes,
             "messages" => Self::Messages,
             _ => return None,
         })
@@ -281,6 +283,7 @@ impl Resource {
             Self::Customers => CUSTOMER_FIELDS,
             Self::Carts => CART_FIELDS,
             Self::Orders => ORDER_FIELDS,
+            Self::DiscountCodes => DISCOUNT_CODE_FIELDS,
             Self::Messages => MESSAGE_FIELDS,
             _ => COMMON_FIELDS,
         }
@@ -298,6 +301,7 @@ impl Resource {
             Self::Types => &s.types,
             Self::Carts => &s.carts,
             Self::Orders => &s.orders,
+            Self::DiscountCodes => &s.discount_codes,
             Self::Messages => &s.messages,
         }
     }
@@ -479,7 +483,7 @@ fn run_query(shared: &Shared, resource: &str, store: Option<&str>, raw: Option<&
     json_response(200, body)
 }
 
-/// `GET /{projectKey}/{resource}/{id}` and `.../key={key}`.
+/// `GET /{projectKey}/{resource}/{id}`, `.../key={key}` and (orders) `.../order-number={n}`.
 async fn by_id(
     State(shared): State<Shared>,
     Path((_pk, resource, id)): Path<(String, String, String)>,
@@ -522,14 +526,23 @@ fn lookup(
         },
     };
     let collection = res.store(&s);
-    let (found, not_found_msg) = match id.strip_prefix("key=") {
-        Some(key) => (
+    let order_number = id
+        .strip_prefix("order-number=")
+        .filter(|_| res == Resource::Orders);
+    let (found, not_found_msg) = match (order_number, id.strip_prefix("key=")) {
+        (Some(n), _) => (
+            collection
+                .values()
+                .find(|v| v.get("orderNumber").and_then(Value::as_str) == Some(n)),
+            format!("The Resource with orderNumber '{n}' was not found."),
+        ),
+        (None, Some(key)) => (
             collection
                 .values()
                 .find(|v| v.get("key").and_then(Value::as_str) == Some(key)),
             format!("The Resource with key '{key}' was not found."),
         ),
-        None => (
+        (None, None) => (
             collection.get(id),
             format!("The Resource with ID '{id}' was not found."),
         ),

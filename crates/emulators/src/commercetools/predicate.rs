@@ -78,17 +78,32 @@ pub(crate) const PRODUCT_FIELDS: &[FieldDef] = &[
     ),
 ];
 
-/// Fields of customers: the common ones plus `email` and `customerNumber`.
-/// Fields of messages.
+/// Fields of messages. `resource(id = "…")` and `resource(typeId = "…")` reach the nested
+/// fields (the parser joins nested names with dots).
 pub(crate) const MESSAGE_FIELDS: &[FieldDef] = &[
     f("id", &["id"], FieldType::Str),
     f("version", &["version"], FieldType::Num),
     f("createdAt", &["createdAt"], FieldType::DateTime),
     f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
     f("type", &["type"], FieldType::Str),
-    f("resource(id)", &["resource", "id"], FieldType::Str),
+    f("sequenceNumber", &["sequenceNumber"], FieldType::Num),
+    f("resourceVersion", &["resourceVersion"], FieldType::Num),
+    f("resource.id", &["resource", "id"], FieldType::Str),
+    f("resource.typeId", &["resource", "typeId"], FieldType::Str),
 ];
 
+/// Fields of discount codes: the common ones plus `code` and `isActive`.
+pub(crate) const DISCOUNT_CODE_FIELDS: &[FieldDef] = &[
+    f("id", &["id"], FieldType::Str),
+    f("key", &["key"], FieldType::Str),
+    f("version", &["version"], FieldType::Num),
+    f("createdAt", &["createdAt"], FieldType::DateTime),
+    f("lastModifiedAt", &["lastModifiedAt"], FieldType::DateTime),
+    f("code", &["code"], FieldType::Str),
+    f("isActive", &["isActive"], FieldType::Bool),
+];
+
+/// Fields of customers: the common ones plus `email` and `customerNumber`.
 pub(crate) const CUSTOMER_FIELDS: &[FieldDef] = &[
     f("id", &["id"], FieldType::Str),
     f("key", &["key"], FieldType::Str),

@@ -467,14 +467,54 @@ fn event_time_ok(s: &str) -> bool {
     parse_rfc3339(s).is_some() || parse_rfc3339(&s.replacen(' ', "T", 1)).is_some()
 }
 
-/// Validates an `EventRequest`: `eventName` and `origin` are required, and the `contact` needs at
-/// least one of `id`, `email`, `phone`.
+/// Omnisend's recommended events sent with `eventVersion "v2"`.
+pub(crate) const V2_EVENTS: &[&str] = &[
+    "placed order",
+    "paid for order",
+    "order fulfilled",
+    "order canceled",
+    "order refunded",
+    "ordered product",
+];
+
+/// Omnisend's recommended events sent with an empty (or no) `eventVersion`.
+pub(crate) const UNVERSIONED_EVENTS: &[&str] = &["added product to cart", "started checkout"];
+
+fn is_currency_code(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Validates an `EventRequest`:
+///
+/// * `eventName` and `origin` are required non-empty strings;
+/// * the `contact` needs at least one of `id`, `email`, `phone`;
+/// * the recommended events `placed order`, `paid for order`, `order fulfilled`, `order
+///   canceled`, `order refunded` and `ordered product` need `eventVersion "v2"`; `added product
+///   to cart` and `started checkout` need an empty or no `eventVersion`; any other name
+///   (`viewed product`, custom events) takes any;
+/// * `eventID`, when present, is a UUID; `eventTime`, when present, is RFC 3339 (or the
+///   documented `YYYY-MM-DD HH:MM:SS±HH:MM` form);
+/// * `placed order` needs `properties.totalPrice` (a number) and `properties.currency` (three
+///   upper-case letters), which Omnisend's revenue reporting requires.
 pub(crate) fn event(body: &Value) -> Result<(), Vec<FieldError>> {
     let obj = as_object(body)?;
     let mut c = Checker::default();
-    c.string(obj, "", "eventName", true, 255);
+    let name = c.string(obj, "", "eventName", true, 255);
     c.string(obj, "", "origin", true, 255);
-    c.string(obj, "", "eventVersion", false, 50);
+    let version = c.string(obj, "", "eventVersion", false, 50);
+    match name {
+        Some(n) if V2_EVENTS.contains(&n) && version != Some("v2") => c.fail(
+            "invalid_value",
+            "eventVersion",
+            format!("eventVersion must be \"v2\" for the recommended event '{n}'"),
+        ),
+        Some(n) if UNVERSIONED_EVENTS.contains(&n) && !version.unwrap_or("").is_empty() => c.fail(
+            "invalid_value",
+            "eventVersion",
+            format!("eventVersion must be empty for the recommended event '{n}'"),
+        ),
+        _ => {}
+    }
     if let Some(id) = c.string(obj, "", "eventID", false, 100)
         && uuid::Uuid::parse_str(id).is_err()
     {
@@ -513,6 +553,199 @@ pub(crate) fn event(body: &Value) -> Result<(), Vec<FieldError>> {
         c.string(contact, "contact", "lastName", false, 50);
         c.string_array(contact, "contact", "tags", 100, 1000);
     }
-    c.object(obj, "", "properties", false);
+    let properties = c.object(obj, "", "properties", name == Some("placed order"));
+    if name == Some("placed order")
+        && let Some(props) = properties
+    {
+        c.number(props, "properties", "totalPrice", true, Some(0.0));
+        match props.get("currency") {
+            Some(Value::String(cur)) if is_currency_code(cur) => {}
+            None | Some(Value::Null) => c.fail(
+                "required",
+                "properties.currency",
+                "currency is required for 'placed order'",
+            ),
+            Some(_) => c.fail(
+                "invalid_format",
+                "properties.currency",
+                "currency must be an upper-case ISO 4217 code",
+            ),
+        }
+    }
     c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn placed_order() -> Value {
+        json!({
+            "eventName": "placed order", "eventVersion": "v2", "origin": "api",
+            "eventID": "5d2f1a8e-8c1b-4f5e-9a57-2b0c1f3e4d5a",
+            "eventTime": "2026-01-05T12:00:00Z",
+            "contact": {"email": "jane@example.com"},
+            "properties": {"orderID": "o1", "totalPrice": 49.98, "currency": "EUR"},
+        })
+    }
+
+    /// The `(code, field)` pairs of the errors `body` gets.
+    fn errors(body: &Value) -> Vec<(&'static str, String)> {
+        event(body)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.code, e.field))
+            .collect()
+    }
+
+    fn with(mut body: Value, pointer: &str, v: Value) -> Value {
+        *body.pointer_mut(pointer).unwrap() = v;
+        body
+    }
+
+    fn without(mut body: Value, key: &str) -> Value {
+        body.as_object_mut().unwrap().remove(key);
+        body
+    }
+
+    #[test]
+    fn a_complete_placed_order_event_is_valid() {
+        assert_eq!(errors(&placed_order()), []);
+    }
+
+    #[test]
+    fn event_name_and_origin_must_be_non_empty_strings() {
+        assert_eq!(
+            errors(&without(placed_order(), "origin")),
+            [("required", "origin".into())]
+        );
+        assert_eq!(
+            errors(&with(placed_order(), "/origin", json!(""))),
+            [("required", "origin".into())]
+        );
+        assert!(
+            errors(&with(placed_order(), "/eventName", json!(7)))
+                .contains(&("invalid_format", "eventName".into()))
+        );
+    }
+
+    #[test]
+    fn contact_needs_an_id_an_email_or_a_phone() {
+        let body = with(placed_order(), "/contact", json!({"firstName": "Jane"}));
+        assert_eq!(errors(&body), [("required", "contact".into())]);
+        for contact in [
+            json!({"id": "c1"}),
+            json!({"phone": "+37060000000"}),
+            json!({"email": "a@b.co"}),
+        ] {
+            assert_eq!(errors(&with(placed_order(), "/contact", contact)), []);
+        }
+        assert_eq!(
+            errors(&without(placed_order(), "contact")),
+            [("required", "contact".into())]
+        );
+    }
+
+    #[test]
+    fn order_events_need_event_version_v2() {
+        for name in V2_EVENTS {
+            let mut body = json!({"eventName": name, "origin": "api",
+                "contact": {"email": "a@b.co"},
+                "properties": {"totalPrice": 1, "currency": "EUR"}});
+            assert_eq!(
+                errors(&body),
+                [("invalid_value", "eventVersion".into())],
+                "{name}"
+            );
+            body["eventVersion"] = json!("v1");
+            assert_eq!(errors(&body), [("invalid_value", "eventVersion".into())]);
+            body["eventVersion"] = json!("v2");
+            assert_eq!(errors(&body), [], "{name}");
+        }
+    }
+
+    #[test]
+    fn cart_events_need_an_empty_or_absent_event_version() {
+        for name in UNVERSIONED_EVENTS {
+            let mut body =
+                json!({"eventName": name, "origin": "api", "contact": {"email": "a@b.co"}});
+            assert_eq!(errors(&body), [], "{name}");
+            body["eventVersion"] = json!("");
+            assert_eq!(errors(&body), [], "{name}");
+            body["eventVersion"] = json!("v2");
+            assert_eq!(errors(&body), [("invalid_value", "eventVersion".into())]);
+        }
+    }
+
+    #[test]
+    fn viewed_product_and_custom_events_take_any_event_version() {
+        for (name, version) in [
+            ("viewed product", "v4"),
+            ("viewed product", ""),
+            ("custom thing", "v9"),
+        ] {
+            let body = json!({"eventName": name, "eventVersion": version, "origin": "api",
+                "contact": {"email": "a@b.co"}});
+            assert_eq!(errors(&body), [], "{name} {version}");
+        }
+    }
+
+    #[test]
+    fn event_id_must_be_a_uuid_and_event_time_rfc_3339() {
+        assert_eq!(
+            errors(&with(placed_order(), "/eventID", json!("order-1"))),
+            [("invalid_format", "eventID".into())]
+        );
+        assert_eq!(
+            errors(&with(placed_order(), "/eventTime", json!("yesterday"))),
+            [("invalid_format", "eventTime".into())]
+        );
+        assert_eq!(
+            errors(&with(
+                placed_order(),
+                "/eventTime",
+                json!("2026-01-05 12:00:00+02:00")
+            )),
+            []
+        );
+    }
+
+    #[test]
+    fn placed_order_needs_a_numeric_total_price_and_an_upper_case_currency() {
+        assert_eq!(
+            errors(&with(
+                placed_order(),
+                "/properties/totalPrice",
+                json!("49.98")
+            )),
+            [("invalid_format", "properties.totalPrice".into())]
+        );
+        assert_eq!(
+            errors(&with(
+                placed_order(),
+                "/properties",
+                json!({"orderID": "o1"})
+            )),
+            [
+                ("required", "properties.totalPrice".into()),
+                ("required", "properties.currency".into())
+            ]
+        );
+        for bad in [json!("eur"), json!("EURO"), json!(978)] {
+            assert_eq!(
+                errors(&with(placed_order(), "/properties/currency", bad)),
+                [("invalid_format", "properties.currency".into())]
+            );
+        }
+        assert_eq!(
+            errors(&without(placed_order(), "properties")),
+            [("required", "properties".into())]
+        );
+        // Other order events do not need them.
+        let paid = with(placed_order(), "/eventName", json!("paid for order"));
+        assert_eq!(errors(&with(paid, "/properties", json!({}))), []);
+    }
 }
