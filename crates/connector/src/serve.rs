@@ -7,7 +7,11 @@
 //!   after `server.request_timeout_secs` (408); bodies are limited to 1 MiB. URIs are not
 //!   logged (the webhook token may travel as `?token=`).
 //! * Workers: the inbox processor ([`crate::events::process`]) and outbox delivery
-//!   ([`crate::events::deliver`]), woken as soon as something is stored or queued.
+//!   ([`crate::events::deliver`]), woken as soon as something is stored or queued; and a
+//!   change-sync worker: customer and product/category notifications run the contacts or
+//!   catalog **delta sync** (the same mapping, planning and writes as `sync`, sharing the
+//!   brand's rate controller), debounced by [`RESYNC_DEBOUNCE`] so a burst of messages costs
+//!   one run.
 //! * Shutdown (SIGTERM/SIGINT or the [`CancellationToken`]): stop accepting, let in-flight
 //!   requests finish, stop the workers after their current round (a delivery worker releases
 //!   its leases), then return — within `server.shutdown_grace_secs`.
@@ -34,11 +38,17 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Settings;
 use crate::events::deliver::Delivery;
-use crate::events::process::Processor;
+use crate::events::process::{Processor, ResyncRequests};
 use crate::events::storefront::{self, StorefrontState};
 use crate::ingest::oidc::OidcVerifier;
 use crate::ingest::webhook::{self, WebhookState};
 use crate::store::StateStore;
+use crate::sync::catalog::{CatalogOptions, CatalogSync};
+use crate::sync::contacts::{ContactOptions, ContactSync};
+use crate::sync::sink::Sink;
+
+/// How long the change-sync worker gathers notifications before it runs.
+pub const RESYNC_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// Everything `serve` runs with.
 pub struct Service {
@@ -129,13 +139,15 @@ pub async fn run(
     let workers_up = Arc::new(AtomicBool::new(true));
     let app = router(&service, inbox_wake.clone(), workers_up.clone());
 
+    let resync = Arc::new(ResyncRequests::default());
     let processor = Processor::new(
         service.store.clone(),
         service.ct.clone(),
         service.settings.clone(),
         service.recovery_secret.clone(),
         delivery_wake.clone(),
-    );
+    )
+    .with_resync(resync.clone());
     let delivery = Delivery::new(
         service.store.clone(),
         service.clients.clone(),
@@ -147,6 +159,23 @@ pub async fn run(
     let processing =
         tokio::spawn(processor.run(workers_stop.clone(), inbox_wake.clone(), service.idle_poll));
     let delivering = tokio::spawn(delivery.run(workers_stop.clone(), service.idle_poll));
+    let sinks: HashMap<String, Sink> = service
+        .settings
+        .stores
+        .iter()
+        .filter_map(|s| {
+            let client = service.clients.get(&s.omnisend_api_key_env)?;
+            Some((s.key.clone(), Sink::Live(client.clone())))
+        })
+        .collect();
+    let syncing = tokio::spawn(change_syncs(
+        service.settings.clone(),
+        service.store.clone(),
+        service.ct.clone(),
+        sinks,
+        resync,
+        workers_stop.clone(),
+    ));
     // Anything left from a previous run (a crash between acknowledgement and delivery) is
     // picked up at once.
     inbox_wake.notify_one();
@@ -162,6 +191,7 @@ pub async fn run(
     let joined = tokio::time::timeout(grace, async {
         let _ = processing.await;
         let _ = delivering.await;
+        let _ = syncing.await;
     })
     .await;
     if joined.is_err() {
@@ -171,6 +201,70 @@ pub async fn run(
         );
     }
     served
+}
+
+/// Runs the delta syncs notifications ask for, one at a time, until `stop`.
+async fn change_syncs(
+    settings: Arc<Settings>,
+    store: StateStore,
+    ct: CtClient,
+    sinks: HashMap<String, Sink>,
+    requests: Arc<ResyncRequests>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = requests.wake.notified() => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RESYNC_DEBOUNCE) => {}
+        }
+        let (customers, catalog) = requests.take();
+        if catalog {
+            let engine = CatalogSync::new(
+                ct.clone(),
+                store.clone(),
+                (*settings).clone(),
+                sinks.clone(),
+            );
+            let opts = CatalogOptions {
+                full: false,
+                store: None,
+            };
+            match engine.run(&opts, &|_| {}).await {
+                Ok(runs) => tracing::info!(
+                    runs = runs.len(),
+                    "catalog delta sync after change notifications"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "catalog delta sync after change notifications failed")
+                }
+            }
+        }
+        if customers {
+            let engine = ContactSync::new(
+                ct.clone(),
+                store.clone(),
+                (*settings).clone(),
+                sinks.clone(),
+            );
+            let opts = ContactOptions {
+                full: false,
+                store: None,
+            };
+            match engine.run(&opts).await {
+                Ok(runs) => tracing::info!(
+                    runs = runs.len(),
+                    "contacts delta sync after change notifications"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "contacts delta sync after change notifications failed")
+                }
+            }
+        }
+    }
 }
 
 /// A token cancelled on SIGTERM or SIGINT (Ctrl-C).

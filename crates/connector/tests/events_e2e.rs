@@ -75,6 +75,10 @@ omnisend_api_key_env = "OMNISEND_KEY"
 
 impl Rig {
     async fn start(extra: &str) -> Rig {
+        Self::start_with(extra, None).await
+    }
+
+    async fn start_with(extra: &str, oidc: Option<connector::ingest::oidc::OidcVerifier>) -> Rig {
         let store = TestStore::new(Backend::Sqlite).await.unwrap().unwrap();
         let ct = CtEmulator::start(CtEmulatorConfig {
             project_key: PROJECT.into(),
@@ -107,7 +111,7 @@ impl Rig {
             webhook_token: Some(SecretString::from(TOKEN)),
             storefront_token: Some(SecretString::from(STOREFRONT_TOKEN)),
             recovery_secret: Some(SecretString::from(RECOVERY_SECRET)),
-            oidc: None,
+            oidc,
             idle_poll: Duration::from_millis(50),
             instance: "test-instance".into(),
         };
@@ -223,8 +227,17 @@ async fn each_pubsub_envelope_delivered_three_times_yields_exactly_one_event() {
     rig.deliver_message(&created).await;
     rig.settle().await;
     assert_eq!(rig.names(), ["placed order", "paid for order"]);
-    let ids: Vec<&Value> = rig.events().iter().map(|_| &Value::Null).collect();
-    assert_eq!(ids.len(), 2);
+    // Deterministic ids: the UUIDv5 of the fact, so a historical replay would match them.
+    let events = rig.events();
+    let placed_id = connector::mapping::events::event_id(
+        PROJECT,
+        "order",
+        &spec.id,
+        connector::mapping::events::EventName::PlacedOrder,
+        "",
+    );
+    assert_eq!(events[0]["eventID"], placed_id.to_string());
+    assert_ne!(events[0]["eventID"], events[1]["eventID"]);
     rig.stop().await;
 }
 
@@ -644,5 +657,145 @@ async fn readiness_and_request_ids_are_served() {
         .unwrap();
     assert_eq!(h.headers()["x-request-id"], "abc-123");
     assert!(rig.settings.events.ordered_product_events);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn customer_and_product_messages_run_the_delta_syncs_within_seconds() {
+    let rig = Rig::start("").await;
+    let spec = emulators::customers::CustomerSpec {
+        customers: 3,
+        seed: 5,
+        stores: Vec::new(),
+        guest_orders: 0,
+        guest_carts: 0,
+    };
+    let customer = emulators::customers::customer(&spec, 1);
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let email = customer["email"].as_str().unwrap().trim().to_lowercase();
+    rig.ct.put_customer(customer.clone());
+    let message = json!({
+        "notificationType": "Message", "projectKey": PROJECT, "id": "msg-customer-1",
+        "version": 1, "sequenceNumber": 1, "resourceVersion": customer["version"],
+        "type": "CustomerCreated", "resource": {"typeId": "customer", "id": id},
+        "customer": customer,
+        "createdAt": "2026-11-27T10:00:00.000Z", "lastModifiedAt": "2026-11-27T10:00:00.000Z"
+    });
+    assert_eq!(
+        rig.deliver(&notify::pubsub_push(&message, "ps-customer-1"))
+            .await,
+        202
+    );
+    let mut found = false;
+    for _ in 0..200 {
+        found = rig.omnisend.contacts(KEY).iter().any(|c| {
+            c["identifiers"]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|i| i["id"] == email.as_str()))
+        });
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        found,
+        "the contact reached Omnisend: {:#?}",
+        rig.omnisend.contacts(KEY)
+    );
+    assert!(rig.events().is_empty(), "a customer message is no event");
+    rig.stop().await;
+}
+
+/// Serves a JWKS document on a local port.
+async fn jwks_server(jwks: &'static str) -> String {
+    let app = axum::Router::new().route(
+        "/certs",
+        axum::routing::get(move || async move { ([("content-type", "application/json")], jwks) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/certs", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn push_token(pem: &str, kid: &str, audience: &str) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": "https://accounts.google.com", "aud": audience, "sub": "1234",
+        "email": "push@project.iam.gserviceaccount.com", "email_verified": true,
+        "iat": now, "exp": now + 600
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn with_oidc_a_push_needs_a_valid_google_token_as_well_as_the_webhook_token() {
+    let jwks = jwks_server(include_str!("fixtures/oidc/jwks-key-1.json")).await;
+    let audience = "https://connector.example.com/webhooks/commercetools";
+    let settings = connector::ingest::oidc::OidcSettings {
+        jwks_url: jwks,
+        ..connector::ingest::oidc::OidcSettings::google(audience)
+            .with_service_account("push@project.iam.gserviceaccount.com")
+    };
+    let verifier = connector::ingest::oidc::OidcVerifier::new(settings, reqwest::Client::new());
+    let rig = Rig::start_with("", Some(verifier)).await;
+    let spec = OrderSpec::sample(51, "EUR");
+    let m = rig.ct.create_order(orders::order(&spec));
+    let body = notify::pubsub_push(&notify::message_payload(&m, PROJECT), "oidc-1").to_string();
+    let post = |jwt: Option<String>, token: Option<&str>| {
+        let mut url = format!("{}/webhooks/commercetools", rig.base);
+        if let Some(t) = token {
+            url.push_str(&format!("?token={t}"));
+        }
+        let mut req = rig.http.post(url).body(body.clone());
+        if let Some(j) = jwt {
+            req = req.bearer_auth(j);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let key1 = include_str!("fixtures/oidc/test-key-1.pem");
+    let key2 = include_str!("fixtures/oidc/test-key-2.pem");
+    // Signed by a key Google did not publish, a wrong audience, garbage, or no JWT at all.
+    assert_eq!(
+        post(Some(push_token(key2, "test-key-1", audience)), Some(TOKEN)).await,
+        401
+    );
+    assert_eq!(
+        post(
+            Some(push_token(key1, "test-key-1", "https://other")),
+            Some(TOKEN)
+        )
+        .await,
+        401
+    );
+    assert_eq!(post(Some("not.a.jwt".into()), Some(TOKEN)).await, 401);
+    assert_eq!(post(None, Some(TOKEN)).await, 401);
+    // A valid JWT without the webhook token is not enough either.
+    assert_eq!(
+        post(Some(push_token(key1, "test-key-1", audience)), None).await,
+        401
+    );
+    assert_eq!(
+        rig.store
+            .store()
+            .count_pending_notifications()
+            .await
+            .unwrap(),
+        0,
+        "nothing stored"
+    );
+    assert_eq!(
+        post(Some(push_token(key1, "test-key-1", audience)), Some(TOKEN)).await,
+        202
+    );
+    rig.settle().await;
+    assert_eq!(
+        rig.names(),
+        ["placed order", "ordered product", "ordered product"]
+    );
     rig.stop().await;
 }

@@ -82,7 +82,7 @@ pub enum Entity {
     Catalog,
     /// Customers and guests → contacts, per brand.
     Customers,
-    /// Orders (arrives with the events issue).
+    /// Past orders as `placed order` events (needs --historical --since --confirm-historical).
     Orders,
     /// Everything available.
     All,
@@ -106,6 +106,15 @@ pub struct SyncArgs {
     /// Print exactly one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// `sync orders`: first creation date of the orders to import (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// `sync orders`: import past orders as events with their original time.
+    #[arg(long)]
+    pub historical: bool,
+    /// `sync orders`: confirms that imported events may trigger Omnisend automations.
+    #[arg(long)]
+    pub confirm_historical: bool,
 }
 
 /// `rejected` sub-commands.
@@ -204,7 +213,28 @@ pub async fn sync(
         Entity::Catalog => (true, false),
         Entity::Customers => (false, true),
         Entity::All => (true, true),
-        Entity::Orders => bail!("sync orders is not available in this version yet (events issue)"),
+        Entity::Orders => {
+            let since = crate::history::check_guard(
+                args.since.as_deref(),
+                args.historical,
+                args.confirm_historical,
+            )?;
+            if args.dry_run.is_some() {
+                bail!(
+                    "sync orders --historical has no --dry-run: its events go through the outbox"
+                );
+            }
+            let summary = crate::history::run(settings, since, env).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "runs": [summary] }))?
+                );
+            } else {
+                output::print_summary_to(&mut std::io::stdout(), &[summary])?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     if args.json && args.dry_run.as_deref() == Some("-") {
         bail!(

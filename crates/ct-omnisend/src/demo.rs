@@ -141,6 +141,9 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         dry_run: None,
         store: None,
         json: false,
+        since: None,
+        historical: false,
+        confirm_historical: false,
     };
     let customers = |full| SyncArgs {
         entity: Entity::Customers,
@@ -148,6 +151,9 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         dry_run: None,
         store: None,
         json: false,
+        since: None,
+        historical: false,
+        confirm_historical: false,
     };
     println!("\n1) full catalog sync (categories first, then products through /batches):");
     crate::cli::sync(&settings, &args(false), &demo_env).await?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod history;
 mod output;
 mod serve;
 

@@ -75,6 +75,15 @@ pub async fn serve(
         );
     }
     let recovery_secret = secret(env, &settings.events.recovery_secret_env);
+    if let Some(s) = &recovery_secret {
+        use secrecy::ExposeSecret;
+        connector::recovery::check_secret(s.expose_secret().as_bytes()).with_context(|| {
+            format!(
+                "{} (the cart recovery signing secret)",
+                settings.events.recovery_secret_env
+            )
+        })?;
+    }
     if recovery_secret.is_none()
         && settings
             .stores

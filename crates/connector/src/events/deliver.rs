@@ -130,6 +130,8 @@ pub struct Delivery {
     settings: EventsSettings,
     owner: String,
     wake: Arc<Notify>,
+    /// Tasks reading batch results back.
+    pending_results: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Delivery {
@@ -149,6 +151,20 @@ impl Delivery {
             settings,
             owner,
             wake,
+            pending_results: Arc::default(),
+        }
+    }
+
+    /// Waits until the per-item results of every batch sent so far are recorded.
+    pub async fn wait_batch_results(&self) {
+        let handles: Vec<_> = std::mem::take(
+            &mut *self
+                .pending_results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for h in handles {
+            let _ = h.await;
         }
     }
 
@@ -311,7 +327,7 @@ impl Delivery {
             .iter()
             .map(|e| (e.event_id.clone(), e.clone()))
             .collect();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let batch_id = created.batch_id;
             match client
                 .wait_batches(BatchEndpoint::Events, std::slice::from_ref(&batch_id))
@@ -367,6 +383,13 @@ impl Delivery {
                 }
             }
         });
+        let mut pending = self
+            .pending_results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
+        drop(pending);
         Ok(stats)
     }
 

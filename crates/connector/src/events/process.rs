@@ -73,6 +73,8 @@ pub struct ProcessStats {
     pub failed: usize,
     /// Entries of resources this connector does not turn into events.
     pub ignored: usize,
+    /// Entries that requested a contacts or catalog delta sync.
+    pub resyncs: usize,
 }
 
 impl std::ops::AddAssign for ProcessStats {
@@ -85,7 +87,23 @@ impl std::ops::AddAssign for ProcessStats {
         self.rejected += o.rejected;
         self.failed += o.failed;
         self.ignored += o.ignored;
+        self.resyncs += o.resyncs;
     }
+}
+
+/// Counts of [`Processor::queue_historical`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryStats {
+    /// Orders read.
+    pub seen: usize,
+    /// `placed order` events queued.
+    pub queued: usize,
+    /// Orders whose `placed order` the ledger already holds.
+    pub already_sent: usize,
+    /// Orders of stores no route covers.
+    pub skipped: usize,
+    /// Orders that could not be mapped (rejected records).
+    pub rejected: usize,
 }
 
 /// Why an entry could not be processed this time (it stays pending).
@@ -110,11 +128,51 @@ pub enum ProcessError {
     },
 }
 
+/// Which delta sync a notification asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// Contacts (customer messages).
+    Customers,
+    /// Catalog (product and category messages).
+    Catalog,
+}
+
+/// Requests for delta syncs from notifications, taken by the sync worker of `serve`.
+#[derive(Debug, Default)]
+pub struct ResyncRequests {
+    customers: std::sync::atomic::AtomicBool,
+    catalog: std::sync::atomic::AtomicBool,
+    /// Notified when a request arrives.
+    pub wake: Notify,
+}
+
+impl ResyncRequests {
+    /// Asks for a run.
+    pub fn request(&self, what: Resync) {
+        let flag = match what {
+            Resync::Customers => &self.customers,
+            Resync::Catalog => &self.catalog,
+        };
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Takes the pending requests: (customers, catalog).
+    pub fn take(&self) -> (bool, bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.customers.swap(false, SeqCst),
+            self.catalog.swap(false, SeqCst),
+        )
+    }
+}
+
 /// What one entry came to.
 enum Outcome {
     Apply(Application, Counted),
     Stale,
     Ignored,
+    Resync,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -132,6 +190,7 @@ pub struct Processor {
     recovery_secret: Option<Arc<SecretString>>,
     delivery: Arc<Notify>,
     discount_codes: Arc<Mutex<HashMap<String, DiscountCode>>>,
+    resync: Option<Arc<ResyncRequests>>,
 }
 
 impl Processor {
@@ -150,6 +209,24 @@ impl Processor {
             recovery_secret: recovery_secret.map(Arc::new),
             delivery,
             discount_codes: Arc::default(),
+            resync: None,
+        }
+    }
+
+    /// Customer and catalog notifications request delta syncs here (without it they are
+    /// acknowledged and left to the scheduled syncs).
+    pub fn with_resync(mut self, resync: Arc<ResyncRequests>) -> Self {
+        self.resync = Some(resync);
+        self
+    }
+
+    fn resync(&self, what: Resync) -> Outcome {
+        match &self.resync {
+            Some(r) => {
+                r.request(what);
+                Outcome::Resync
+            }
+            None => Outcome::Ignored,
         }
     }
 
@@ -240,6 +317,13 @@ impl Processor {
                 stats.processed = 1;
                 stats.stale = 1;
             }
+            Ok(Outcome::Resync) => {
+                self.store
+                    .mark_notification_processed(entry.id, now)
+                    .await?;
+                stats.processed = 1;
+                stats.resyncs = 1;
+            }
             Ok(Outcome::Ignored) => {
                 self.store
                     .mark_notification_processed(entry.id, now)
@@ -280,10 +364,12 @@ impl Processor {
         match entry.resource_type.as_str() {
             "order" => self.order(entry).await,
             "cart" => self.cart(entry, None, None).await,
-            // Customers and products are kept in step by the contact and catalog syncs.
-            "customer" | "product" | "inventory-entry" | "category" | "store" => {
-                Ok(Outcome::Ignored)
-            }
+            // Customers and the catalog change through the same delta syncs as the batch
+            // runs; the notification only says "run one now". Their cursors have not moved
+            // past the change, so marking the entry processed loses nothing.
+            "customer" => Ok(self.resync(Resync::Customers)),
+            "product" | "category" => Ok(self.resync(Resync::Catalog)),
+            "inventory-entry" | "store" => Ok(Outcome::Ignored),
             other => Ok(Outcome::Apply(
                 Application {
                     inbox_id: Some(entry.id),
@@ -419,6 +505,92 @@ impl Processor {
         ))
     }
 
+    /// Queues `placed order` (with its original `eventTime`) for each order on the backfill
+    /// lane, unless the ledger already holds it (a real-time send counts: the fact is the
+    /// same). Orders without an identity or that cannot be mapped become rejected records.
+    pub async fn queue_historical(&self, orders: &[Order]) -> Result<HistoryStats, ProcessError> {
+        let mut stats = HistoryStats::default();
+        let now = OffsetDateTime::now_utc();
+        for order in orders {
+            stats.seen += 1;
+            let Some((brand, route)) = self.route(order.store.as_ref().map(|s| s.key.as_str()))
+            else {
+                stats.skipped += 1;
+                continue;
+            };
+            let contact = self
+                .contact(
+                    order.customer_email.as_deref(),
+                    order.customer_id.as_deref(),
+                )
+                .await?
+                .unwrap_or_default();
+            let ids: Vec<String> = order
+                .discount_codes
+                .iter()
+                .map(|d| d.discount_code.id.clone())
+                .collect();
+            let codes = self.discount_codes(&ids).await?;
+            let locales: Vec<String> = route
+                .locales
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect();
+            let ctx = EventContext {
+                project_key: self.ct.project_key(),
+                locales: &locales,
+                product_url: &route.product_url,
+                order_status_url: None,
+                discount_codes: &codes,
+                ordered_product_events: false,
+                checkout_on_shipping_address: false,
+                recovery_url: None,
+            };
+            let placed = crate::mapping::events::facts::order_placed(&order.id);
+            let facts = self
+                .store
+                .facts_with_prefix(&brand, &format!("order:{}:", order.id))
+                .await?;
+            if facts.contains(&placed) {
+                stats.already_sent += 1;
+                continue;
+            }
+            // Everything but `placed order` counts as already done: history imports the
+            // purchase, not its later life (which would trigger post-purchase flows).
+            let planned = order_events(order, &contact, &ctx, &|f| f != placed);
+            let app = match planned {
+                Ok(events) => Application {
+                    events: events
+                        .into_iter()
+                        .map(|p| {
+                            new_event(&brand, &format!("order:{}", order.id), Lane::Backfill, p)
+                        })
+                        .collect(),
+                    ..Application::default()
+                },
+                Err(r) => {
+                    stats.rejected += 1;
+                    Application {
+                        rejected: vec![NewRejected {
+                            route: brand.clone(),
+                            entity: r.entity.to_owned(),
+                            ct_id: r.id.clone(),
+                            field: Some(r.field.clone()),
+                            reason: r.reason.clone(),
+                            payload: None,
+                            at: now,
+                        }],
+                        ..Application::default()
+                    }
+                }
+            };
+            let applied = self.store.apply(&app, now).await?;
+            stats.queued += applied.queued;
+            stats.already_sent += applied.duplicates;
+        }
+        Ok(stats)
+    }
+
     /// A cart change: `inline` is the cart a storefront request carried (else it is read),
     /// `shopper` the identity the storefront gave when the cart has none.
     async fn cart(
@@ -497,7 +669,7 @@ impl Processor {
             .map(|l| l.as_str().to_owned())
             .collect();
         let no_discounts = HashMap::new();
-        let recovery = self.recovery_link(route, &cart.id);
+        let recovery = self.recovery_link(route, &cart);
         let ctx = EventContext {
             project_key: self.ct.project_key(),
             locales: &locales,
@@ -629,7 +801,7 @@ impl Processor {
             .map(|l| l.as_str().to_owned())
             .collect();
         let no_discounts = HashMap::new();
-        let recovery = self.recovery_link(route, &cart.id);
+        let recovery = self.recovery_link(route, &cart);
         let ctx = EventContext {
             project_key: self.ct.project_key(),
             locales: &locales,
@@ -841,17 +1013,21 @@ impl Processor {
 
     /// The signed `abandonedCheckoutURL` of a cart, when the route has a recovery URL and the
     /// secret is set.
-    fn recovery_link(&self, route: &StoreSettings, cart_id: &str) -> Option<String> {
+    fn recovery_link(&self, route: &StoreSettings, cart: &Cart) -> Option<String> {
+        let cart_id = cart.id.as_str();
+        // The cart's own store (the storefront reads the cart in that store), not the route
+        // key: the project-wide route is called `default`, which is no commercetools store.
+        let store_key = cart.store.as_ref().map(|s| s.key.as_str());
         let template = route.cart_recovery_url.as_ref()?;
         let secret = self.recovery_secret.as_ref()?;
         let expires = OffsetDateTime::now_utc() + self.settings.events.recovery_ttl;
         match RecoveryToken::sign(
             secret.expose_secret().as_bytes(),
             cart_id,
-            Some(&route.key),
+            store_key,
             expires,
         ) {
-            Ok(token) => Some(recovery_url(template, cart_id, Some(&route.key), &token)),
+            Ok(token) => Some(recovery_url(template, cart_id, store_key, &token)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot sign a cart recovery link; sending without");
                 None

@@ -378,7 +378,8 @@ pub fn money_json(amount: Decimal) -> Value {
 /// The events an order's current state calls for that were not sent yet (`already(fact)` is
 /// false), in causal order: `placed order` (then, with `ordered_product_events`, one
 /// `ordered product` per line — only together with `placed order`, so switching the option
-/// on never back-fills old orders), `paid for order` (`paymentState` `Paid`), `order
+/// on never back-fills old orders), `paid for order` (`paymentState` `Paid`, or `CreditOwed`:
+/// paid more than due), `order
 /// fulfilled` (`shipmentState` `Shipped` or `Delivered`; once), `order canceled`
 /// (`orderState` `Cancelled`), `order refunded` (one event for all return items newly in
 /// `paymentState` `Refunded`).
@@ -454,7 +455,7 @@ pub fn order_events(
     }
 
     let paid = facts::order_paid(&order.id);
-    if order.payment_state.as_deref() == Some("Paid") && !already(&paid) {
+    if matches!(order.payment_state.as_deref(), Some("Paid" | "CreditOwed")) && !already(&paid) {
         let name = EventName::PaidForOrder;
         out.push(planned(
             name,
@@ -1645,7 +1646,7 @@ mod tests {
     }
 
     #[test]
-    fn ordered_product_events_are_optional() {
+    fn ordered_product_events_are_optional_and_an_overpaid_order_counts_as_paid() {
         let f = Fixture::new();
         let ctx = EventContext {
             ordered_product_events: false,
@@ -1653,6 +1654,10 @@ mod tests {
         };
         let events = order_events(&order(eur_order()), &jane(), &ctx, &never).unwrap();
         assert_eq!(names(&events), ["placed order"]);
+        let mut v = eur_order();
+        v["paymentState"] = json!("CreditOwed");
+        let events = order_events(&order(v), &jane(), &ctx, &never).unwrap();
+        assert_eq!(names(&events), ["placed order", "paid for order"]);
     }
 
     #[test]
