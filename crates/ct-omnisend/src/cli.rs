@@ -443,6 +443,12 @@ async fn rejected(
             let catalog = CatalogSync::new(ct, store.clone(), settings.clone(), sinks);
             let outcomes = match id {
                 Some(id) => match store.rejected(id).await? {
+                    Some(r) if r.entity == connector::events::deliver::EVENT => {
+                        if r.resolved_at.is_some() {
+                            bail!("rejected record {id} is already resolved");
+                        }
+                        connector::events::deliver::replay(store, &[r]).await?
+                    }
                     Some(r) if ContactSync::handles(&r.entity) => {
                         if r.resolved_at.is_some() {
                             bail!("rejected record {id} is already resolved");
@@ -462,10 +468,12 @@ async fn rejected(
                         })
                         .await?;
                     let mine: Vec<_> = open
-                        .into_iter()
+                        .iter()
                         .filter(|r| ContactSync::handles(&r.entity))
+                        .cloned()
                         .collect();
                     outcomes.extend(contacts.replay(&mine).await?);
+                    outcomes.extend(connector::events::deliver::replay(store, &open).await?);
                     outcomes
                 }
             };

@@ -19,6 +19,9 @@ const CLIENT_ID: &str = "demo-client";
 const CLIENT_SECRET: &str = "demo-secret-not-for-production";
 const US_KEY: &str = "demo-brand-us-key";
 const EU_KEY: &str = "demo-brand-eu-key";
+const WEBHOOK_TOKEN: &str = "demo-webhook-token";
+const STOREFRONT_TOKEN: &str = "demo-storefront-token";
+const RECOVERY_SECRET: &str = "demo-recovery-secret-0123456789abcdef";
 
 fn demo_config(ct: &CtEmulator, omnisend: &OmnisendEmulator, state_url: &str) -> String {
     format!(
@@ -67,6 +70,7 @@ fn demo_env(name: &str) -> Option<String> {
         "DEMO_OMNISEND_KEY_US" => Some(US_KEY.into()),
         "DEMO_OMNISEND_KEY_EU" => Some(EU_KEY.into()),
         "CTP_CLIENT_SECRET" => Some(CLIENT_SECRET.into()),
+        "CT_OMNISEND_RECOVERY_SECRET" => Some(RECOVERY_SECRET.into()),
         _ => None,
     }
 }
@@ -295,7 +299,12 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
     let window = omnisend.max_requests_in_window(US_KEY, std::time::Duration::from_secs(60));
     println!("   busiest 60 s window of brand us: {window} requests (ceiling 360)");
 
+    let (server, stop, base) = start_serve(&settings).await?;
+    realtime_events(&ct, &omnisend, &base).await?;
+
     if exit {
+        stop.cancel();
+        server.await??;
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nThe emulators keep running. Look around:");
@@ -316,7 +325,173 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         "                          ct-omnisend --config {} rejected list",
         config_path.display()
     );
+    println!(
+        "  serve (webhooks):       curl -X POST '{base}/webhooks/commercetools?token={WEBHOOK_TOKEN}' -d @pubsub-envelope.json"
+    );
+    println!(
+        "  serve (storefront):     curl -X POST {base}/events/storefront -H 'Authorization: Bearer {STOREFRONT_TOKEN}' -d '{{\"event\":\"viewed product\",\"product\":{{\"sku\":\"…\"}},\"shopper\":{{\"email\":\"you@example.com\"}}}}'"
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
+    stop.cancel();
+    server.await??;
     Ok(ExitCode::SUCCESS)
+}
+
+type ServeTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// `serve` in this process on a free port, with the demo's brands and tokens.
+async fn start_serve(
+    settings: &Settings,
+) -> anyhow::Result<(ServeTask, tokio_util::sync::CancellationToken, String)> {
+    let mut clients = std::collections::HashMap::new();
+    for brand in settings.brands(None)? {
+        let key = demo_env(&brand.id).context("demo brand key")?;
+        clients.insert(
+            brand.id.clone(),
+            connector::app::omnisend_client(settings, key)?,
+        );
+    }
+    let service = connector::serve::Service {
+        settings: std::sync::Arc::new(settings.clone()),
+        store: StateStore::connect(&settings.state_url).await?,
+        ct: connector::app::commercetools_client(settings)?,
+        clients,
+        webhook_token: Some(WEBHOOK_TOKEN.into()),
+        storefront_token: Some(STOREFRONT_TOKEN.into()),
+        recovery_secret: Some(RECOVERY_SECRET.into()),
+        oidc: None,
+        idle_poll: std::time::Duration::from_millis(200),
+        instance: format!("demo-{}", std::process::id()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(connector::serve::run(service, listener, stop.clone()));
+    Ok((server, stop, base))
+}
+
+/// Step 8: webhooks and storefront events through `serve`, shown as Omnisend receives them.
+async fn realtime_events(
+    ct: &CtEmulator,
+    omnisend: &OmnisendEmulator,
+    base: &str,
+) -> anyhow::Result<()> {
+    use emulators::{notify, orders};
+    println!(
+        "\n8) real-time events through `serve` at {base}: an EU order (EUR, a discount code) is \
+         created, paid and shipped; commercetools delivers each message twice and out of order:"
+    );
+    let http = reqwest::Client::new();
+    let hook = format!("{base}/webhooks/commercetools?token={WEBHOOK_TOKEN}");
+    let post = |body: serde_json::Value| {
+        let req = http.post(&hook).json(&body);
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    };
+    let mut spec = orders::OrderSpec::sample(1, "EUR");
+    spec.store_key = Some("eu".into());
+    spec.customer_email = Some("Anna.Schmidt@Example.com".into());
+    let code = orders::derived_id("discount-code", "demo");
+    ct.put_discount_code(orders::discount_code(
+        &code,
+        "WINTER10",
+        &[("de", "Winteraktion")],
+    ));
+    spec.order_discount = Some((code, 500));
+    let mut messages = vec![ct.create_order(orders::order(&spec))];
+    messages.push(ct.change_payment_state(&spec.id, "Paid"));
+    ct.change_shipment_state(&spec.id, "Shipped", &[("DHL-123456", "DHL")]);
+    messages.extend(ct.messages().into_iter().filter(|m| {
+        m["resource"]["id"] == spec.id.as_str() && m["type"] == "OrderShipmentStateChanged"
+    }));
+    messages.reverse();
+    let mut statuses = Vec::new();
+    for m in messages.iter().chain(messages.iter()) {
+        let payload = notify::message_payload(m, PROJECT);
+        let id = format!("demo-{}", m["id"].as_str().unwrap_or_default());
+        statuses.push(post(notify::pubsub_push(&payload, &id)).await?);
+    }
+    println!("   webhook answers: {statuses:?} (202 stored, 200 duplicate)");
+
+    println!(
+        "   a US shopper's cart: created, then two products added (change notifications, one cart \
+         version each); then the storefront reports the checkout:"
+    );
+    let mut cart = orders::CartSpec::sample(1, "USD");
+    cart.store_key = Some("us".into());
+    cart.lines = Vec::new();
+    let mut versions = vec![ct.create_cart(orders::cart(&cart))];
+    versions.push(ct.add_line_item(
+        &cart.id,
+        orders::line_item(&orders::LineSpec::sample(3), "USD"),
+    ));
+    versions.push(ct.add_line_item(
+        &cart.id,
+        orders::line_item(&orders::LineSpec::sample(4), "USD"),
+    ));
+    for (i, v) in versions.iter().enumerate() {
+        let n = notify::resource_updated(
+            PROJECT,
+            "cart",
+            &cart.id,
+            *v,
+            v - 1,
+            "2026-11-27T10:00:00.000Z",
+        );
+        post(notify::pubsub_push(&n, &format!("demo-cart-{i}"))).await?;
+    }
+    let checkout = http
+        .post(format!("{base}/events/storefront"))
+        .bearer_auth(STOREFRONT_TOKEN)
+        .json(&json!({"event": "started checkout", "requestId": "demo-checkout-1", "cartId": cart.id}))
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    println!("   storefront answer: {checkout}");
+
+    // Wait (at most 20 s) for delivery.
+    let mut waited = 0;
+    while (omnisend.events(EU_KEY).len() < 3 || omnisend.events(US_KEY).len() < 3) && waited < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    for (brand, key) in [("eu", EU_KEY), ("us", US_KEY)] {
+        println!("   brand {brand} received, in order:");
+        for e in omnisend.events(key) {
+            let p = &e["properties"];
+            let detail = match e["eventName"].as_str().unwrap_or_default() {
+                "placed order" => format!(
+                    "total {} {}, discount {} ({}), {} lines",
+                    p["totalPrice"],
+                    p["currency"].as_str().unwrap_or_default(),
+                    p["totalDiscount"],
+                    p["discounts"][0]["code"].as_str().unwrap_or("-"),
+                    p["lineItems"].as_array().map_or(0, Vec::len)
+                ),
+                "ordered product" => format!("{}", p["product"]["productTitle"]),
+                "order fulfilled" => format!("tracking {}", p["tracking"]["code"]),
+                "added product to cart" => format!(
+                    "added {} (recovery link {})",
+                    p["addedItem"]["productTitle"],
+                    if p["abandonedCheckoutURL"].is_string() {
+                        "signed"
+                    } else {
+                        "none"
+                    }
+                ),
+                _ => String::new(),
+            };
+            let email = e["contact"]["email"]
+                .as_str()
+                .and_then(|m| Email::parse(m).ok())
+                .map(|m| m.mask())
+                .unwrap_or_default();
+            println!(
+                "     {:<22} {email} {detail}",
+                e["eventName"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }

@@ -145,12 +145,16 @@ pub async fn print_status(store: &StateStore, json: bool) -> anyhow::Result<()> 
     let cursors = store.cursors().await?;
     let runs = store.recent_runs(20).await?;
     let rejected = store.count_rejected_open().await?;
+    let inbox = store.count_pending_notifications().await?;
+    let outbox = store.outbox_depth(time::OffsetDateTime::now_utc()).await?;
     if json {
         let doc = serde_json::json!({
             "cursors": cursors,
             "runs": runs,
             "rejected_open": rejected.iter().map(|(e, n)| serde_json::json!({"entity": e, "count": n})).collect::<Vec<_>>(),
-            "queue_depth": 0,
+            "queue_depth": inbox + outbox.pending,
+            "inbox_pending": inbox,
+            "outbox": outbox,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -192,7 +196,18 @@ pub async fn print_status(store: &StateStore, json: bool) -> anyhow::Result<()> 
                 .unwrap_or_default()
         );
     }
-    println!("queue depth: 0 (no outbox work in this version)");
+    println!(
+        "queue depth: {} (inbox {inbox} to process; outbox {} pending, {} due now, oldest {}; {} sent, {} rejected)",
+        inbox + outbox.pending,
+        outbox.pending,
+        outbox.due,
+        outbox
+            .oldest_pending
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".into()),
+        outbox.sent,
+        outbox.rejected
+    );
     println!("open rejected records:");
     if rejected.is_empty() {
         println!("  none");

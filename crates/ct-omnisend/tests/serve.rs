@@ -309,3 +309,68 @@ async fn historical_orders_need_confirmation_and_go_once_through_batches_with_th
         "a second import sends nothing"
     );
 }
+
+#[tokio::test]
+async fn rejected_replay_queues_a_rejected_event_again_under_the_same_event_id() {
+    use connector::store::{Application, Lane, NewEvent, NewRejected};
+    let env = Env::start().await;
+    let state = StateStore::connect(&env.state_url()).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    state
+        .apply(
+            &Application {
+                events: vec![NewEvent {
+                    brand: "SERVE_KEY".into(),
+                    event_id: "6f1c1d5e-0000-5000-8000-000000000001".into(),
+                    event_name: "placed order".into(),
+                    ordering_key: "order:o-1".into(),
+                    lane: Lane::Realtime,
+                    body: serde_json::json!({"eventName": "placed order"}),
+                    facts: vec!["order:o-1:placed".into()],
+                }],
+                ..Application::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let claimed = state
+        .claim_events("w", now, Duration::from_secs(30), 1)
+        .await
+        .unwrap();
+    let record = NewRejected {
+        route: "SERVE_KEY".into(),
+        entity: "event".into(),
+        ct_id: claimed[0].event_id.clone(),
+        field: None,
+        reason: "gave up".into(),
+        payload: None,
+        at: now,
+    };
+    state
+        .reject_event(claimed[0].id, "w", "gave up", &record)
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["rejected", "replay", "--all", "--json"])
+        .arg("--config")
+        .arg(env.dir.path().join("config.toml"))
+        .arg("--state")
+        .arg(env.state_url())
+        .env("SERVE_KEY", KEY)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = state
+        .outbox_event("SERVE_KEY", &claimed[0].event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "pending", "queued again for serve to deliver");
+    assert_eq!(state.count_rejected_open().await.unwrap().len(), 0);
+}
