@@ -799,3 +799,44 @@ async fn with_oidc_a_push_needs_a_valid_google_token_as_well_as_the_webhook_toke
     );
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn carts_without_any_identity_are_skipped_and_counted() {
+    let mut rig = Rig::start("").await;
+    // The processor under test runs alone: stop the server's own workers first.
+    rig.stop.cancel();
+    (&mut rig.server).await.unwrap().unwrap();
+    let mut spec = orders::CartSpec::sample(61, "EUR");
+    spec.customer_email = None;
+    let version = rig.ct.create_cart(orders::cart(&spec));
+    let store = rig.store.store().clone();
+    store
+        .store_notification(&connector::store::NewInboxEntry {
+            delivery_id: "anon-1".into(),
+            source: "commercetools".into(),
+            resource_type: "cart".into(),
+            resource_id: spec.id.clone(),
+            kind: "ResourceCreated".into(),
+            sequence_number: None,
+            resource_version: Some(version),
+            payload: json!({}),
+            received_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let processor = connector::events::process::Processor::new(
+        store.clone(),
+        connector::app::commercetools_client(&rig.settings).unwrap(),
+        rig.settings.clone(),
+        None,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let stats = processor.round(10).await.unwrap();
+    assert_eq!(
+        (stats.processed, stats.anonymous_carts, stats.queued),
+        (1, 1, 0)
+    );
+    assert_eq!(processor.totals().anonymous_carts, 1);
+    assert_eq!(store.count_pending_notifications().await.unwrap(), 0);
+    assert!(store.outbox_events(None).await.unwrap().is_empty());
+}

@@ -191,6 +191,7 @@ pub struct Processor {
     delivery: Arc<Notify>,
     discount_codes: Arc<Mutex<HashMap<String, DiscountCode>>>,
     resync: Option<Arc<ResyncRequests>>,
+    totals: Arc<Mutex<ProcessStats>>,
 }
 
 impl Processor {
@@ -210,7 +211,14 @@ impl Processor {
             delivery,
             discount_codes: Arc::default(),
             resync: None,
+            totals: Arc::default(),
         }
+    }
+
+    /// Counts since this processor started (anonymous carts skipped, stale notifications
+    /// dropped, …), for status and metrics.
+    pub fn totals(&self) -> ProcessStats {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Customer and catalog notifications request delta syncs here (without it they are
@@ -294,6 +302,20 @@ impl Processor {
         }
         if total.queued > 0 {
             self.delivery.notify_one();
+        }
+        if total.processed > 0 {
+            *self.totals.lock().unwrap_or_else(|e| e.into_inner()) += total;
+            tracing::info!(
+                processed = total.processed,
+                queued = total.queued,
+                duplicates = total.duplicates,
+                stale = total.stale,
+                anonymous_carts = total.anonymous_carts,
+                rejected = total.rejected,
+                failed = total.failed,
+                resyncs = total.resyncs,
+                "notifications processed"
+            );
         }
         Ok(total)
     }
