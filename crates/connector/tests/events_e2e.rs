@@ -63,6 +63,7 @@ lease_secs = 5
 key = "default"
 locales = ["en"]
 currency = "EUR"
+country = "US"
 product_url = "https://shop.example.com/p/{{slug}}"
 cart_recovery_url = "https://shop.example.com/cart/recover?token={{token}}"
 omnisend_api_key_env = "OMNISEND_KEY"
@@ -634,6 +635,39 @@ async fn storefront_events_are_authenticated_checked_and_sent_once_per_request_i
     let e = &rig.events()[0];
     assert_eq!(e["properties"]["cartID"], cart.id.as_str());
     assert_eq!(e["contact"]["email"], "shopper41@example.com");
+    assert!(
+        e["contact"].get("consents").is_none(),
+        "no evidence, no statement"
+    );
+
+    // A product view with the shopper's consent (given, then refused in a later view).
+    let line = LineSpec::sample(42);
+    rig.ct.put_product(orders::product(&line, "EUR"));
+    let view = |request: &str, email_consent: bool| {
+        json!({"event": "viewed product", "requestId": request,
+            "product": {"sku": line.sku}, "shopper": {"email": "Viewer@Example.com"},
+            "consent": {"email": email_consent, "source": "newsletter-box",
+                "createdAt": "2026-11-27T09:00:00Z", "ip": "203.0.113.9"}})
+    };
+    assert_eq!(post(view("v-1", true), Some(STOREFRONT_TOKEN)).await, 202);
+    assert_eq!(post(view("v-2", false), Some(STOREFRONT_TOKEN)).await, 202);
+    rig.settle().await;
+    let views: Vec<Value> = rig
+        .events()
+        .into_iter()
+        .filter(|e| e["eventName"] == "viewed product")
+        .collect();
+    assert_eq!(views.len(), 2, "{:#?}", rig.events());
+    assert_eq!(views[0]["contact"]["email"], "viewer@example.com");
+    assert_eq!(views[0]["properties"]["product"]["sku"], line.sku.as_str());
+    assert_eq!(
+        views[0]["contact"]["consents"][0]["source"],
+        "newsletter-box"
+    );
+    assert_eq!(views[0]["contact"]["consents"][0]["ip"], "203.0.113.9");
+    assert_eq!(views[0]["contact"]["optIns"][0]["channel"], "email");
+    assert_eq!(views[1]["contact"]["optOuts"][0]["channel"], "email");
+    assert!(views[1]["contact"].get("optIns").is_none());
     rig.stop().await;
 }
 

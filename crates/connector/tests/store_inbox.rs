@@ -24,7 +24,36 @@ connector::backend_tests!(
     a_notification_is_stored_once_per_delivery_id,
     the_same_change_under_another_delivery_id_is_a_duplicate,
     pending_entries_come_oldest_first_and_leave_once_processed,
+    a_failed_entry_waits_for_its_next_attempt,
 );
+
+async fn a_failed_entry_waits_for_its_next_attempt(t: &TestStore) {
+    let s = t.store();
+    let Stored::New(id) = s
+        .store_notification(&entry("m-1", "o-1", Some(1)))
+        .await
+        .unwrap()
+    else {
+        panic!("new entry expected");
+    };
+    s.store_notification(&entry("m-2", "o-2", Some(1)))
+        .await
+        .unwrap();
+    let now = datetime!(2026-11-27 10:00 UTC);
+    assert_eq!(s.due_notifications(now, 10).await.unwrap().len(), 2);
+    let later = datetime!(2026-11-27 10:00:05 UTC);
+    s.retry_notification(id, "commercetools: 503", later)
+        .await
+        .unwrap();
+    let due = s.due_notifications(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "the failed entry waits");
+    assert_eq!(due[0].delivery_id, "m-2");
+    let again = s.due_notifications(later, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("commercetools: 503"));
+    assert_eq!(s.count_pending_notifications().await.unwrap(), 2);
+}
 
 async fn a_notification_is_stored_once_per_delivery_id(t: &TestStore) {
     let s = t.store();

@@ -42,3 +42,7 @@ CREATE TABLE resource_state (
     updated_at    INTEGER NOT NULL, -- unix ms
     PRIMARY KEY (resource_type, resource_id)
 );
+
+-- A failed processing attempt waits before the next one (backoff), instead of being retried
+-- every round.
+ALTER TABLE inbox ADD COLUMN next_attempt_at INTEGER; -- unix ms; NULL = now

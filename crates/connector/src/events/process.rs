@@ -18,8 +18,10 @@
 //!    facts, move the applied version (and cart snapshot) forward, mark the entry processed.
 //!
 //! A processing error that may pass (commercetools unreachable, a read older than the
-//! notification) leaves the entry pending for the next round; after
-//! [`MAX_ATTEMPTS`] it becomes a rejected record so one poisoned entry cannot block the queue.
+//! notification) leaves the entry pending and due again after a backoff (exponential, full
+//! jitter, `events.retry_*`); once the entry is older than `events.max_age_hours` it becomes a
+//! rejected record, so a poisoned entry cannot stay forever while an outage of commercetools
+//! loses nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -47,9 +49,6 @@ use crate::recovery::{RecoveryToken, recovery_url};
 use crate::store::{
     Application, InboxEntry, Lane, NewEvent, NewRejected, ResourceVersion, StateStore, StoreError,
 };
-
-/// Attempts before a failing inbox entry becomes a rejected record.
-pub const MAX_ATTEMPTS: i64 = 20;
 
 /// Entity name of unprocessable notifications in rejected records.
 pub const NOTIFICATION: &str = "notification";
@@ -167,6 +166,14 @@ impl ResyncRequests {
     }
 }
 
+impl ProcessError {
+    /// commercetools refused the request itself (400: e.g. a predicate it cannot evaluate):
+    /// retrying cannot help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ProcessError::Commercetools(e) if e.status() == Some(400))
+    }
+}
+
 /// What one entry came to.
 enum Outcome {
     Apply(Application, Counted),
@@ -265,7 +272,10 @@ impl Processor {
 
     /// One round over up to `limit` pending entries.
     pub async fn round(&self, limit: i64) -> Result<ProcessStats, StoreError> {
-        let entries = self.store.pending_notifications(limit).await?;
+        let entries = self
+            .store
+            .due_notifications(OffsetDateTime::now_utc(), limit)
+            .await?;
         // Entries of one resource in arrival order; resources side by side.
         let mut groups: BTreeMap<(String, String), Vec<InboxEntry>> = BTreeMap::new();
         let mut first_seen: Vec<(String, String)> = Vec::new();
@@ -354,13 +364,19 @@ impl Processor {
                 stats.ignored = 1;
             }
             Err(ProcessError::Store(e)) => return Err(e),
-            Err(e) if entry.attempts + 1 >= MAX_ATTEMPTS => {
+            Err(e)
+                if e.is_permanent() || now - entry.received_at >= self.settings.events.max_age =>
+            {
                 let app = Application {
                     inbox_id: Some(entry.id),
                     rejected: vec![entry_rejection(
                         entry,
                         None,
-                        &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
+                        &format!(
+                            "gave up after {} attempt(s) over {}h: {e}",
+                            entry.attempts + 1,
+                            (now - entry.received_at).whole_hours()
+                        ),
                     )],
                     ..Application::default()
                 };
@@ -369,9 +385,15 @@ impl Processor {
                 stats.rejected = 1;
             }
             Err(e) => {
-                tracing::debug!(error = %e, kind = %entry.kind, "notification not processed yet");
+                let delay = crate::events::deliver::backoff(
+                    entry.attempts + 1,
+                    self.settings.events.retry_base,
+                    self.settings.events.retry_max,
+                    &mut rand::rng(),
+                );
+                tracing::debug!(error = %e, kind = %entry.kind, delay_ms = delay.as_millis() as u64, "notification not processed yet");
                 self.store
-                    .mark_notification_failed(entry.id, &e.to_string())
+                    .retry_notification(entry.id, &e.to_string(), now + delay)
                     .await?;
                 stats.failed = 1;
             }
@@ -440,7 +462,15 @@ impl Processor {
             return Ok(Outcome::Stale);
         }
         let path = format!("orders/{}", entry.resource_id);
-        let Some(order) = self.ct.get::<Order>(&path, &[]).await? else {
+        // Payments give `paymentMethod`; expanded codes spare a lookup per code.
+        let expand = [
+            ("expand".to_owned(), "paymentInfo.payments[*]".to_owned()),
+            (
+                "expand".to_owned(),
+                "discountCodes[*].discountCode".to_owned(),
+            ),
+        ];
+        let Some(order) = self.ct.get::<Order>(&path, &expand).await? else {
             return Ok(rejected_outcome(
                 entry,
                 Some("resource.id"),
@@ -495,6 +525,7 @@ impl Processor {
         let discount_ids: Vec<String> = order
             .discount_codes
             .iter()
+            .filter(|d| d.discount_code.obj.is_none())
             .map(|d| d.discount_code.id.clone())
             .collect();
         let discount_codes = self.discount_codes(&discount_ids).await?;
@@ -748,18 +779,98 @@ impl Processor {
             },
             None => None,
         };
-        match entry.kind.as_str() {
-            storefront::kind::ADDED_TO_CART => self.cart(entry, inline, shopper).await,
+        let outcome = match entry.kind.as_str() {
+            storefront::kind::ADDED_TO_CART => self.cart(entry, inline, shopper).await?,
             storefront::kind::STARTED_CHECKOUT => {
-                self.storefront_checkout(entry, inline, shopper).await
+                self.storefront_checkout(entry, inline, shopper).await?
             }
-            storefront::kind::VIEWED_PRODUCT => self.viewed(entry, &ev, shopper).await,
-            other => Ok(rejected_outcome(
+            storefront::kind::VIEWED_PRODUCT => self.viewed(entry, &ev, shopper).await?,
+            other => rejected_outcome(
                 entry,
                 Some("event"),
                 &format!("unknown storefront event kind {other:?}"),
-            )),
+            ),
+        };
+        Ok(self.with_consent(outcome, &ev, entry))
+    }
+
+    /// Adds the shopper's consent evidence to the events' contact block, under the same
+    /// rules as contacts ([`crate::consent::decide`] with the configured country rules and the
+    /// route's country): a grant becomes a consent and opt-in statement only when every rule
+    /// is met (e.g. not where double opt-in is required: a storefront checkbox is single
+    /// opt-in); a refusal always becomes an opt-out.
+    fn with_consent(&self, outcome: Outcome, ev: &StorefrontEvent, entry: &InboxEntry) -> Outcome {
+        use crate::consent::{Channel, ChannelStatus, ConsentEvidence, ConsentValue, decide};
+        let Outcome::Apply(mut app, counted) = outcome else {
+            return outcome;
+        };
+        let Some(c) = &ev.consent else {
+            return Outcome::Apply(app, counted);
+        };
+        let value = match c.email {
+            Some(true) => ConsentValue::Granted,
+            Some(false) => ConsentValue::Revoked,
+            None => return Outcome::Apply(app, counted),
+        };
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let at = c
+            .created_at
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, rfc3339).ok())
+            .unwrap_or(entry.received_at);
+        let source =
+            crate::mapping::text::truncate_chars(c.source.as_deref().unwrap_or("storefront"), 100);
+        let evidence = ConsentEvidence {
+            value,
+            at: Some(at),
+            source: Some(source.clone()),
+            double_opt_in_confirmed: None,
+        };
+        let country = self
+            .route(ev.store_key.as_deref())
+            .and_then(|(_, r)| r.country.clone());
+        let status = decide(
+            &evidence,
+            Channel::Email,
+            country.as_ref(),
+            &self.settings.contacts.policy,
+            false,
+        );
+        let created_at = at.format(rfc3339).unwrap_or_default();
+        let statements: Vec<(&str, Value)> = match status {
+            Some(ChannelStatus::Subscribed) => {
+                let mut consent = serde_json::json!({
+                    "channel": "email", "createdAt": created_at, "source": source,
+                });
+                if let Some(ip) = &c.ip {
+                    consent["ip"] = Value::from(ip.as_str());
+                }
+                if let Some(ua) = &c.user_agent {
+                    consent["userAgent"] =
+                        Value::from(crate::mapping::text::truncate_chars(ua, 200));
+                }
+                vec![
+                    ("consents", Value::Array(vec![consent])),
+                    (
+                        "optIns",
+                        serde_json::json!([{"channel": "email", "createdAt": created_at, "source": source}]),
+                    ),
+                ]
+            }
+            Some(ChannelStatus::Unsubscribed) => vec![(
+                "optOuts",
+                serde_json::json!([{"channel": "email", "createdAt": created_at, "source": source}]),
+            )],
+            _ => Vec::new(),
+        };
+        for e in &mut app.events {
+            if let Some(contact) = e.body.get_mut("contact").and_then(Value::as_object_mut) {
+                for (k, v) in &statements {
+                    contact.insert((*k).to_owned(), v.clone());
+                }
+            }
         }
+        Outcome::Apply(app, counted)
     }
 
     async fn storefront_checkout(
@@ -1014,12 +1125,20 @@ impl Processor {
             let code = match cached {
                 Some(c) => c,
                 None => {
-                    let Some(code) = self
+                    let fetched = self
                         .ct
                         .get::<DiscountCode>(&format!("discount-codes/{id}"), &[])
-                        .await?
-                    else {
-                        continue;
+                        .await;
+                    let code = match fetched {
+                        Ok(Some(code)) => code,
+                        Ok(None) => continue,
+                        // Without the `view_discount_codes` scope the code stays unnamed; the
+                        // order's events must not wait for a permission.
+                        Err(e) if matches!(e.status(), Some(401 | 403)) => {
+                            tracing::warn!(error = %e, "cannot read a discount code; sending its id");
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
                     };
                     self.discount_codes
                         .lock()

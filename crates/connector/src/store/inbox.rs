@@ -142,6 +142,58 @@ impl StateStore {
         Ok(rows)
     }
 
+    /// Up to `limit` entries still to process whose next attempt is due at `now`, oldest
+    /// first (entries that failed wait for their backoff; see
+    /// [`StateStore::retry_notification`]).
+    pub async fn due_notifications(
+        &self,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let rows = on_backend!(
+            self,
+            sql = "SELECT id, delivery_id, source, resource_type, resource_id, kind, \
+                   sequence_number, resource_version, payload, received_at, attempts, \
+                   last_error FROM inbox WHERE processed_at IS NULL \
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= $2) ORDER BY id LIMIT $1",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(limit)
+                    .bind(to_ms(now))
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(entry_from_row)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        );
+        Ok(rows)
+    }
+
+    /// Records a failed processing attempt; the entry stays pending and is due again at
+    /// `next_attempt_at`.
+    pub async fn retry_notification(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_backend!(
+            self,
+            sql = "UPDATE inbox SET attempts = attempts + 1, last_error = $2, \
+                   next_attempt_at = $3 WHERE id = $1",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(error)
+                    .bind(to_ms(next_attempt_at))
+                    .execute(pool)
+                    .await?;
+            }
+        );
+        Ok(())
+    }
+
     /// Marks an entry processed.
     pub async fn mark_notification_processed(
         &self,

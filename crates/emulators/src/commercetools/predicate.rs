@@ -76,6 +76,18 @@ pub(crate) const PRODUCT_FIELDS: &[FieldDef] = &[
         &["masterData", "hasStagedChanges"],
         FieldType::Bool,
     ),
+    // Variant SKUs of the current data (what product projections show): `masterVariant(sku =
+    // "…")`, `variants(sku = "…")` (any variant).
+    f(
+        "masterVariant.sku",
+        &["masterData", "current", "masterVariant", "sku"],
+        FieldType::Str,
+    ),
+    f(
+        "variants.sku",
+        &["masterData", "current", "variants", "*", "sku"],
+        FieldType::Str,
+    ),
 ];
 
 /// Fields of messages. `resource(id = "…")` and `resource(typeId = "…")` reach the nested
@@ -150,6 +162,24 @@ pub(crate) fn find_field(fields: &'static [FieldDef], name: &str) -> Option<&'st
 }
 
 /// Resolves a field's value inside a resource.
+/// Every value of a field; a `*` path segment stands for each element of an array.
+pub(crate) fn field_values<'a>(resource: &'a Value, field: &FieldDef) -> Vec<&'a Value> {
+    let mut current = vec![resource];
+    for p in field.path {
+        let mut next = Vec::new();
+        for v in current {
+            if *p == "*" {
+                next.extend(v.as_array().into_iter().flatten());
+            } else if let Some(x) = v.get(p) {
+                next.push(x);
+            }
+        }
+        current = next;
+    }
+    current.retain(|v| !v.is_null());
+    current
+}
+
 pub(crate) fn field_value<'a>(resource: &'a Value, field: &FieldDef) -> Option<&'a Value> {
     let mut v = resource;
     for p in field.path {
@@ -561,9 +591,9 @@ impl Predicate {
             Predicate::And(ps) => ps.iter().all(|p| p.matches(r)),
             Predicate::Or(ps) => ps.iter().any(|p| p.matches(r)),
             Predicate::Not(p) => !p.matches(r),
-            Predicate::Defined(f, negated) => field_value(r, f).is_some() != *negated,
-            Predicate::Cmp(f, op, lit) => {
-                let Some(ord) = field_value(r, f).and_then(|v| compare_lit(v, lit)) else {
+            Predicate::Defined(f, negated) => field_values(r, f).is_empty() == *negated,
+            Predicate::Cmp(f, op, lit) => field_values(r, f).into_iter().any(|v| {
+                let Some(ord) = compare_lit(v, lit) else {
                     return false;
                 };
                 match op {
@@ -574,15 +604,15 @@ impl Predicate {
                     Op::Lt => ord.is_lt(),
                     Op::Le => ord.is_le(),
                 }
-            }
-            Predicate::In(f, lits, negated) => match field_value(r, f) {
-                Some(v) => {
+            }),
+            Predicate::In(f, lits, negated) => {
+                let values = field_values(r, f);
+                let found = values.iter().any(|v| {
                     lits.iter()
                         .any(|l| compare_lit(v, l).is_some_and(Ordering::is_eq))
-                        != *negated
-                }
-                None => false,
-            },
+                });
+                !values.is_empty() && found != *negated
+            }
         }
     }
 }
@@ -594,6 +624,19 @@ mod tests {
 
     fn p(s: &str) -> Result<Predicate, String> {
         parse(s, PRODUCT_FIELDS)
+    }
+
+    #[test]
+    fn sku_predicates_reach_the_master_variant_and_every_variant() {
+        let product = json!({"masterData": {"current": {
+            "masterVariant": {"sku": "M-1"},
+            "variants": [{"sku": "V-1"}, {"sku": "V-2"}]}}});
+        let q = |s: &str| p(s).unwrap().matches(&product);
+        assert!(q(r#"masterVariant(sku = "M-1")"#));
+        assert!(!q(r#"masterVariant(sku = "V-2")"#));
+        assert!(q(r#"variants(sku = "V-2")"#));
+        assert!(q(r#"masterVariant(sku = "X") or variants(sku = "V-1")"#));
+        assert!(!q(r#"variants(sku = "X")"#));
     }
 
     #[test]
