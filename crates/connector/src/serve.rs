@@ -168,6 +168,11 @@ pub async fn run(
             Some((s.key.clone(), Sink::Live(client.clone())))
         })
         .collect();
+    let pruning = tokio::spawn(prune_periodically(
+        service.store.clone(),
+        service.settings.events.retention,
+        workers_stop.clone(),
+    ));
     let syncing = tokio::spawn(change_syncs(
         service.settings.clone(),
         service.store.clone(),
@@ -192,6 +197,7 @@ pub async fn run(
         let _ = processing.await;
         let _ = delivering.await;
         let _ = syncing.await;
+        let _ = pruning.await;
     })
     .await;
     if joined.is_err() {
@@ -201,6 +207,36 @@ pub async fn run(
         );
     }
     served
+}
+
+/// Applies the retention period (`events.retention_days`) at start and then hourly.
+async fn prune_periodically(
+    store: StateStore,
+    retention: Option<Duration>,
+    stop: CancellationToken,
+) {
+    let Some(retention) = retention else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = time::OffsetDateTime::now_utc() - retention;
+        match store.prune_events(before).await {
+            Ok((0, 0)) => {}
+            Ok((inbox, bodies)) => {
+                tracing::info!(
+                    inbox,
+                    bodies,
+                    "retention: old notifications and event bodies removed"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
+        }
+    }
 }
 
 /// Runs the delta syncs notifications ask for, one at a time, until `stop`.

@@ -44,7 +44,72 @@ connector::backend_tests!(
     applying_marks_the_inbox_entry_and_moves_the_resource_version_only_forward,
     facts_are_found_by_prefix_and_only_for_their_brand,
     a_rejected_event_can_be_requeued_for_replay,
+    retention_removes_old_notifications_and_sent_bodies_but_keeps_the_ledger,
 );
+
+async fn retention_removes_old_notifications_and_sent_bodies_but_keeps_the_ledger(t: &TestStore) {
+    let s = t.store();
+    let Stored::New(inbox_id) = s
+        .store_notification(&NewInboxEntry {
+            delivery_id: "d-old".into(),
+            source: "commercetools".into(),
+            resource_type: "order".into(),
+            resource_id: "o-1".into(),
+            kind: "OrderCreated".into(),
+            sequence_number: Some(1),
+            resource_version: Some(1),
+            payload: json!({"customerEmail": "ann@example.com"}),
+            received_at: T0,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("new entry expected");
+    };
+    s.apply(
+        &Application {
+            inbox_id: Some(inbox_id),
+            events: vec![
+                event("sent", "order:1", &["order:1:placed"]),
+                event("pending", "order:2", &[]),
+            ],
+            ..Application::default()
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let c = s.claim_events("w", T0, LEASE, 1).await.unwrap();
+    s.mark_events_sent(&[c[0].id], "w", T0).await.unwrap();
+    let later = T0 + Duration::from_secs(86_400);
+    assert_eq!(s.prune_events(later).await.unwrap(), (1, 1));
+    assert_eq!(s.prune_events(later).await.unwrap(), (0, 0), "idempotent");
+    let sent = s
+        .outbox_event("OMNISEND_API_KEY", "sent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent.status, "sent");
+    assert_eq!(sent.body, json!({}));
+    let pending = s
+        .outbox_event("OMNISEND_API_KEY", "pending")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(pending.body, json!({}), "unsent events keep their body");
+    assert!(
+        s.facts_with_prefix("OMNISEND_API_KEY", "order:1:")
+            .await
+            .unwrap()
+            .contains("order:1:placed")
+    );
+    // The ledger still refuses the same event.
+    let again = s
+        .apply(&queue(vec![event("sent", "order:1", &[])]), later)
+        .await
+        .unwrap();
+    assert_eq!(again.duplicates, 1);
+}
 
 async fn an_event_is_queued_once_per_brand_and_event_id(t: &TestStore) {
     let s = t.store();

@@ -34,6 +34,9 @@ pub struct RawEvents {
     pub batch_threshold: Option<usize>,
     /// Single requests in flight per instance (default 4).
     pub concurrency: Option<usize>,
+    /// Days processed notifications and the bodies of sent events are kept (default 30; 0 =
+    /// keep forever). The ledger itself (event ids and facts) is always kept.
+    pub retention_days: Option<u64>,
 }
 
 /// `[server.oidc]` as written.
@@ -88,6 +91,8 @@ pub struct EventsSettings {
     pub batch_threshold: usize,
     /// Single requests in flight.
     pub concurrency: usize,
+    /// How long processed notifications and sent event bodies are kept (`None` = forever).
+    pub retention: Option<Duration>,
 }
 
 /// Checked `[server.oidc]`.
@@ -167,6 +172,10 @@ impl EventsSettings {
             retry_max: Duration::from_secs(retry_max),
             batch_threshold,
             concurrency,
+            retention: match raw.retention_days.unwrap_or(30) {
+                0 => None,
+                days => Some(Duration::from_secs(days * 86_400)),
+            },
         })
     }
 }

@@ -661,6 +661,15 @@ impl Processor {
             None => {
                 let path = format!("carts/{}", entry.resource_id);
                 let Some(cart) = self.ct.get::<Cart>(&path, &[]).await? else {
+                    // A deleted cart has nothing to say; a storefront naming a cart that does
+                    // not exist is told so in a rejected record.
+                    if entry.source == storefront::SOURCE {
+                        return Ok(rejected_outcome(
+                            entry,
+                            Some("cartId"),
+                            "added product to cart for an unknown cart",
+                        ));
+                    }
                     return Ok(Outcome::Ignored);
                 };
                 cart
@@ -896,6 +905,10 @@ impl Processor {
         let Some((brand, route)) = self.route(cart.store.as_ref().map(|s| s.key.as_str())) else {
             return Ok(Outcome::Ignored);
         };
+        if cart.cart_state.as_deref().is_some_and(|s| s != "Active") {
+            // Ordered or merged: the checkout is over.
+            return Ok(Outcome::Ignored);
+        }
         let contact = match self
             .contact(cart.customer_email.as_deref(), cart.customer_id.as_deref())
             .await?

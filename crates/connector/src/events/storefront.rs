@@ -145,10 +145,12 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 impl StorefrontEvent {
     /// Parses and checks a request body.
     pub fn parse(body: &[u8]) -> Result<Self, StorefrontError> {
-        let ev: StorefrontEvent = serde_json::from_slice(body).map_err(|e| {
-            let msg = e.to_string();
-            bad("body", &msg)
-        })?;
+        let value: Value = serde_json::from_slice(body).map_err(|e| bad("body", &e.to_string()))?;
+        if !value.is_object() {
+            return Err(bad("body", "must be a JSON object"));
+        }
+        let ev: StorefrontEvent =
+            serde_json::from_value(value).map_err(|e| bad("body", &e.to_string()))?;
         ev.check()?;
         Ok(ev)
     }
@@ -395,5 +397,7 @@ mod tests {
         }
         let unknown = br#"{"event":"started checkout","cartId":"c","extra":1}"#;
         assert_eq!(StorefrontEvent::parse(unknown).unwrap_err().field, "body");
+        let array = br#"["started checkout", null, null, {}, "c"]"#;
+        assert_eq!(StorefrontEvent::parse(array).unwrap_err().field, "body");
     }
 }

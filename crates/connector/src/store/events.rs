@@ -583,6 +583,40 @@ impl StateStore {
         Ok(n)
     }
 
+    /// Data retention: deletes processed inbox entries and empties the bodies of events sent
+    /// before `before` (they hold emails, addresses and carts). The ledger — event ids,
+    /// statuses and facts — stays, so once-only holds forever; rejected events keep their body
+    /// for replay. Returns (inbox entries deleted, event bodies emptied).
+    pub async fn prune_events(&self, before: OffsetDateTime) -> Result<(u64, u64), StoreError> {
+        let before = to_ms(before);
+        let inbox = on_backend!(
+            self,
+            sql = "DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < $1",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        let bodies = on_backend!(
+            self,
+            sqlite = "UPDATE outbox SET body = '{}' WHERE status = 'sent' AND sent_at < $1 \
+                      AND body <> '{}'",
+            postgres = "UPDATE outbox SET body = '{}'::jsonb WHERE status = 'sent' \
+                        AND sent_at < $1 AND body <> '{}'::jsonb",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok((inbox, bodies))
+    }
+
     /// Counts of the outbox, and the age of its oldest pending row.
     pub async fn outbox_depth(&self, now: OffsetDateTime) -> Result<OutboxDepth, StoreError> {
         on_backend!(
