@@ -190,6 +190,16 @@ impl Rig {
     }
 }
 
+/// A sample order created just now (orders created long ago and never seen adopt their
+/// history: see `old_orders_seen_first_send_only_the_notified_change`).
+fn fresh_order(n: usize, currency: &str) -> OrderSpec {
+    let mut spec = OrderSpec::sample(n, currency);
+    spec.created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    spec
+}
+
 fn order_messages(ct: &CtEmulator, order_id: &str) -> Vec<Value> {
     ct.messages()
         .into_iter()
@@ -209,7 +219,7 @@ fn shuffled(mut v: Vec<Value>) -> Vec<Value> {
 #[tokio::test]
 async fn each_pubsub_envelope_delivered_three_times_yields_exactly_one_event() {
     let rig = Rig::start("ordered_product_events = false").await;
-    let spec = OrderSpec::sample(1, "EUR");
+    let spec = fresh_order(1, "EUR");
     let created = rig.ct.create_order(orders::order(&spec));
     let paid = rig.ct.change_payment_state(&spec.id, "Paid");
     for m in [&created, &paid] {
@@ -245,7 +255,7 @@ async fn each_pubsub_envelope_delivered_three_times_yields_exactly_one_event() {
 #[tokio::test]
 async fn shuffled_delivery_of_an_order_yields_events_in_causal_order_and_none_stale() {
     let rig = Rig::start("ordered_product_events = false").await;
-    let spec = OrderSpec::sample(2, "EUR");
+    let spec = fresh_order(2, "EUR");
     let line = spec.lines[0].line_id.clone();
     rig.ct.create_order(orders::order(&spec));
     rig.ct.change_payment_state(&spec.id, "Paid");
@@ -383,7 +393,7 @@ fn major(cents: i64, currency: &str) -> String {
 async fn amounts_are_exact_for_zero_two_and_three_fraction_digits_with_both_discount_levels() {
     let rig = Rig::start("ordered_product_events = false").await;
     for (n, currency) in [(11, "JPY"), (12, "EUR"), (13, "KWD")] {
-        let mut spec = OrderSpec::sample(n, currency);
+        let mut spec = fresh_order(n, currency);
         // Odd amounts so rounding or float artefacts would show.
         spec.lines[0].unit_cents = 12_345;
         spec.lines[0].quantity = 3;
@@ -429,7 +439,7 @@ async fn amounts_are_exact_for_zero_two_and_three_fraction_digits_with_both_disc
 #[tokio::test]
 async fn every_event_body_validates_against_the_official_schema_with_recommended_names() {
     let rig = Rig::start("checkout_on_shipping_address = true").await;
-    let spec = OrderSpec::sample(21, "EUR");
+    let spec = fresh_order(21, "EUR");
     let line = spec.lines[0].line_id.clone();
     rig.ct.create_order(orders::order(&spec));
     rig.ct.change_payment_state(&spec.id, "Paid");
@@ -440,7 +450,7 @@ async fn every_event_body_validates_against_the_official_schema_with_recommended
         .unwrap()
         .to_owned();
     rig.ct.set_return_payment_state(&spec.id, &item, "Refunded");
-    let other = OrderSpec::sample(22, "EUR");
+    let other = fresh_order(22, "EUR");
     rig.ct.create_order(orders::order(&other));
     rig.ct.change_order_state(&other.id, "Cancelled");
     for m in order_messages(&rig.ct, &spec.id)
@@ -516,7 +526,7 @@ async fn every_event_body_validates_against_the_official_schema_with_recommended
 async fn bad_input_is_refused_with_the_right_status_and_changes_nothing() {
     let rig = Rig::start("").await;
     let good = {
-        let spec = OrderSpec::sample(31, "EUR");
+        let spec = fresh_order(31, "EUR");
         let m = rig.ct.create_order(orders::order(&spec));
         notify::pubsub_push(&notify::message_payload(&m, PROJECT), "good-1")
     };
@@ -588,7 +598,7 @@ async fn omnisend_outages_are_retried_and_each_event_still_arrives_once() {
     });
     let mut ids = Vec::new();
     for n in 0..12 {
-        let spec = OrderSpec::sample(100 + n, "EUR");
+        let spec = fresh_order(100 + n, "EUR");
         let m = rig.ct.create_order(orders::order(&spec));
         assert_eq!(rig.deliver_message(&m).await, 202);
         ids.push(spec.id);
@@ -777,7 +787,7 @@ async fn with_oidc_a_push_needs_a_valid_google_token_as_well_as_the_webhook_toke
     };
     let verifier = connector::ingest::oidc::OidcVerifier::new(settings, reqwest::Client::new());
     let rig = Rig::start_with("", Some(verifier)).await;
-    let spec = OrderSpec::sample(51, "EUR");
+    let spec = fresh_order(51, "EUR");
     let m = rig.ct.create_order(orders::order(&spec));
     let body = notify::pubsub_push(&notify::message_payload(&m, PROJECT), "oidc-1").to_string();
     let post = |jwt: Option<String>, token: Option<&str>| {
@@ -873,4 +883,42 @@ async fn carts_without_any_identity_are_skipped_and_counted() {
     assert_eq!(processor.totals().anonymous_carts, 1);
     assert_eq!(store.count_pending_notifications().await.unwrap(), 0);
     assert!(store.outbox_events(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn old_orders_seen_first_send_only_the_notified_change() {
+    let rig = Rig::start("ordered_product_events = false").await;
+    // Placed, paid and shipped months ago, before the connector was set up; now a refund.
+    let spec = OrderSpec::sample(71, "EUR");
+    let line = spec.lines[0].line_id.clone();
+    rig.ct.create_order(orders::order(&spec));
+    rig.ct.change_payment_state(&spec.id, "Paid");
+    rig.ct.change_shipment_state(&spec.id, "Shipped", &[]);
+    rig.ct.add_return_info(&spec.id, &[(line.as_str(), 1)]);
+    let item = rig.ct.order(&spec.id).unwrap()["returnInfo"][0]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refund = rig.ct.set_return_payment_state(&spec.id, &item, "Refunded");
+    assert_eq!(rig.deliver_message(&refund).await, 202);
+    rig.settle().await;
+    assert_eq!(
+        rig.names(),
+        ["order refunded"],
+        "no post-purchase flow for old history"
+    );
+    // The older messages arriving late change nothing: their facts are recorded as done.
+    for m in order_messages(&rig.ct, &spec.id) {
+        rig.deliver_message(&m).await;
+    }
+    rig.settle().await;
+    assert_eq!(rig.names(), ["order refunded"]);
+    let facts = rig
+        .store
+        .store()
+        .facts_with_prefix("OMNISEND_KEY", &format!("order:{}:", spec.id))
+        .await
+        .unwrap();
+    assert!(facts.contains(&format!("order:{}:placed", spec.id)));
+    rig.stop().await;
 }

@@ -389,6 +389,9 @@ async fn realtime_events(
         async move { req.send().await.map(|r| r.status().as_u16()) }
     };
     let mut spec = orders::OrderSpec::sample(1, "EUR");
+    spec.created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     spec.store_key = Some("eu".into());
     spec.customer_email = Some("Anna.Schmidt@Example.com".into());
     let code = orders::derived_id("discount-code", "demo");

@@ -18,7 +18,7 @@ use connector::app;
 use connector::config::Settings;
 use connector::events::deliver::Delivery;
 use connector::events::process::Processor;
-use connector::store::{RunStats, StateStore};
+use connector::store::{Lane, RunStats, StateStore};
 use connector::sync::{Mode, RunSummary};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -102,7 +102,8 @@ pub async fn run(
         queued += stats.queued as u64;
         rejected += stats.rejected as u64;
     }
-    // Deliver: always through /batches (threshold 0), as a one-off worker of this process.
+    // Deliver the backfill lane only (real-time events stay with `serve`), always through
+    // /batches (threshold 0), as a one-off worker of this process.
     let mut events = settings.events.clone();
     events.batch_threshold = 0;
     let requests_before: u64 = clients.values().map(|c| c.requests_sent()).sum();
@@ -112,27 +113,25 @@ pub async fn run(
         events,
         format!("sync-orders-{}", std::process::id()),
         Arc::new(Notify::new()),
-    );
+    )
+    .only_lane(Lane::Backfill);
     let deadline = Instant::now() + settings.events.max_age.min(Duration::from_secs(3600));
-    loop {
-        let round = delivery.round(OffsetDateTime::now_utc()).await?;
-        let depth = store.outbox_depth(OffsetDateTime::now_utc()).await?;
-        if depth.pending == 0 {
-            break;
-        }
+    let mut left = store.count_unsent_in(Lane::Backfill).await?;
+    while left > 0 {
         if Instant::now() > deadline {
             tracing::warn!(
-                pending = depth.pending,
-                "events still pending; `serve` delivers them"
+                pending = left,
+                "historical events still pending; `serve` delivers them"
             );
             break;
         }
+        let round = delivery.round(OffsetDateTime::now_utc()).await?;
         if round.claimed == 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        left = store.count_unsent_in(Lane::Backfill).await?;
     }
-    delivery.wait_batch_results().await;
-    let depth = store.outbox_depth(OffsetDateTime::now_utc()).await?;
+    let depth_failed = u64::try_from(left).unwrap_or(0);
     let requests: u64 = clients.values().map(|c| c.requests_sent()).sum::<u64>() - requests_before;
     Ok(RunSummary {
         entity: "orders".into(),
@@ -146,7 +145,7 @@ pub async fn run(
             unchanged: seen.saturating_sub(queued + rejected),
             deleted: 0,
             rejected,
-            failed: depth.pending.max(0) as u64,
+            failed: depth_failed,
             requests,
             duration_ms: started.elapsed().as_millis() as u64,
         },

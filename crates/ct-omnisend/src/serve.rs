@@ -69,6 +69,15 @@ pub async fn serve(
             reqwest_client(),
         )
     });
+    if let Some(o) = &settings.server.oidc
+        && o.service_account_email.is_none()
+        && webhook_token.is_none()
+    {
+        anyhow::bail!(
+            "[server.oidc] without service_account_email accepts a token from any Google account \
+             for the audience: set server.oidc.service_account_email or CT_OMNISEND_WEBHOOK_TOKEN"
+        );
+    }
     if webhook_token.is_none() && oidc.is_none() {
         tracing::warn!(
             "neither CT_OMNISEND_WEBHOOK_TOKEN nor [server.oidc] is set: every webhook is refused"

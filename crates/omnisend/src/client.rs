@@ -24,6 +24,11 @@ use crate::retry::{
 /// Longest server-requested delay honoured between two attempts of one call.
 pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(120);
 
+/// A check run after the rate permit and before a request leaves (see
+/// [`OmnisendClient::post_event_guarded`]).
+pub type SendGuard =
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync;
+
 /// Outcome of an upsert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upserted {
@@ -325,6 +330,47 @@ impl OmnisendClient {
         })
     }
 
+    /// [`OmnisendClient::post_event`] with a guard that runs once the rate permit is granted,
+    /// right before each attempt leaves: `false` withdraws the request
+    /// ([`OmnisendError::Withdrawn`], nothing sent). An outbox uses it to re-check its lease
+    /// after a possibly long wait for the permit.
+    pub async fn post_event_guarded(
+        &self,
+        body: &serde_json::Value,
+        guard: &SendGuard,
+    ) -> Result<(), OmnisendError> {
+        let call = Call::new(Method::POST, &["events"]).json(body)?;
+        let resp = self.execute_guarded(&call, Some(guard)).await?;
+        if resp.is_success() {
+            Ok(())
+        } else {
+            Err(rejected(&call.method, call.path(), resp))
+        }
+    }
+
+    /// [`OmnisendClient::submit_batch`] with a guard (see
+    /// [`OmnisendClient::post_event_guarded`]).
+    pub async fn submit_batch_guarded(
+        &self,
+        request: &models::BatchRequest,
+        guard: &SendGuard,
+    ) -> Result<BatchCreated, OmnisendError> {
+        let n = request.items.len();
+        if n == 0 || n > models::limits::BATCH_ITEMS {
+            return Err(OmnisendError::Invalid(format!(
+                "a batch must have 1 to {} items, got {n}",
+                models::limits::BATCH_ITEMS
+            )));
+        }
+        let mut with_origin = request.clone();
+        if with_origin.origin.is_none() {
+            with_origin.origin = Some(self.inner.config.origin.clone());
+        }
+        let call = Call::new(Method::POST, &["batches"]).json(&with_origin)?;
+        let resp = self.execute_guarded(&call, Some(guard)).await?;
+        self.decode_success(&call, resp)
+    }
+
     /// `POST /events` (accepted asynchronously with 202). Note: real-time events are not
     /// deduplicated by Omnisend, so a retry after a lost response can deliver an event twice.
     pub async fn post_event(&self, body: &serde_json::Value) -> Result<(), OmnisendError> {
@@ -377,12 +423,28 @@ impl OmnisendClient {
     /// retried with full-jitter backoff (a server-given delay overrides it), 429 also throttles
     /// the shared rate controller.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Response, OmnisendError> {
+        self.execute_guarded(call, None).await
+    }
+
+    async fn execute_guarded(
+        &self,
+        call: &Call,
+        guard: Option<&SendGuard>,
+    ) -> Result<Response, OmnisendError> {
         let inner = &*self.inner;
         let url = self.url(call);
         let max_attempts = inner.config.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=max_attempts {
             inner.rate.acquire().await;
+            if let Some(guard) = guard
+                && !guard().await
+            {
+                return Err(OmnisendError::Withdrawn {
+                    method: call.method.to_string(),
+                    path: call.path(),
+                });
+            }
             inner.sent.fetch_add(1, Ordering::Relaxed);
             let mut request = inner
                 .http

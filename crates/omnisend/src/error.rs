@@ -44,6 +44,14 @@ pub enum OmnisendError {
     /// than 100 items, an unparsable base URL).
     #[error("invalid Omnisend request: {0}")]
     Invalid(String),
+    /// The caller's guard withdrew the request before it was sent (nothing reached Omnisend).
+    #[error("{method} {path} withdrawn before sending")]
+    Withdrawn {
+        /// HTTP method of the request.
+        method: String,
+        /// Request path relative to the API base.
+        path: String,
+    },
     /// A 2xx response body could not be decoded.
     #[error("cannot decode the Omnisend response of {path}: {message}")]
     Decode {

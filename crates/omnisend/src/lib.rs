@@ -26,7 +26,7 @@ pub mod problem;
 pub mod rate;
 pub mod retry;
 
-pub use client::{Deleted, OmnisendClient, Upserted};
+pub use client::{Deleted, OmnisendClient, SendGuard, Upserted};
 pub use config::OmnisendConfig;
 pub use error::OmnisendError;
 pub use models::BatchCreated;

@@ -9,19 +9,23 @@ CREATE TABLE outbox (
     ordering_key TEXT    NOT NULL, -- e.g. 'order:<id>': rows of one key go out in id order
     lane         BIGINT  NOT NULL, -- 0 real time, 1 backfill (historical orders)
     body         JSONB   NOT NULL, -- the EventRequest
-    status       TEXT    NOT NULL DEFAULT 'pending', -- pending | sent | rejected
+    status       TEXT    NOT NULL DEFAULT 'pending', -- pending | submitted | sent | rejected
     attempts     BIGINT  NOT NULL DEFAULT 0,
     due_at       BIGINT  NOT NULL, -- unix ms: not sent before
     lease_owner  TEXT,             -- the worker holding the row
     lease_until  BIGINT,           -- unix ms: the lease ends (a dead worker's rows come back)
     created_at   BIGINT  NOT NULL, -- unix ms
     sent_at      BIGINT,           -- unix ms: Omnisend answered 2xx
-    last_error   TEXT
+    last_error   TEXT,
+    batch_id     TEXT              -- status submitted: the /batches request carrying it
 );
 -- Once per event (the once-only rule: a redelivery, replay or restart finds the row).
 CREATE UNIQUE INDEX outbox_event ON outbox (brand, event_id);
 CREATE INDEX outbox_due ON outbox (status, lane, due_at, id);
-CREATE INDEX outbox_key ON outbox (ordering_key, id) WHERE status = 'pending';
+-- Rows still on their way (pending, or in a batch whose item results are not read yet) hold back
+-- later rows of their key.
+CREATE INDEX outbox_key ON outbox (ordering_key, id) WHERE status IN ('pending', 'submitted');
+CREATE INDEX outbox_batch ON outbox (batch_id) WHERE status = 'submitted';
 
 -- The facts already turned into events, e.g. 'order:<id>:placed' (an event may cover several,
 -- e.g. the return items of one refund).

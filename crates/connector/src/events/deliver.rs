@@ -4,18 +4,25 @@
 //! * **Single requests** (`POST /events`) while the due backlog is small: the lowest latency.
 //! * **`/batches`** (≤100 events per request) once more than `events.batch_threshold` are due:
 //!   one request carries a hundred events, so a rush drains at up to 100× the single-request
-//!   rate instead of turning into hours of lag. A batch's 2xx marks its events sent; its
-//!   per-item results are then read back, and an item Omnisend refused becomes a rejected
-//!   record while an item it could not take (408/429/5xx) is queued again.
+//!   rate instead of turning into hours of lag. A batch's 2xx makes its events `submitted`
+//!   (they still hold back later events of their order); once the batch has finished, its
+//!   per-item results are read back from the database's list of submitted batches (so a
+//!   restart resumes it): an item Omnisend took becomes the ledger, one it refused a rejected
+//!   record, one it could not take (408/429/5xx, or never processed in a stopped batch) is
+//!   queued again.
 //! * **Outcomes** ([`classify`]): 2xx → sent (the ledger); 401/403 → retried (a key problem
 //!   the operator fixes; the events must not be thrown away meanwhile); any other 4xx →
 //!   rejected record with Omnisend's field errors; 408/429/5xx/transport → retried with
 //!   exponential backoff and full jitter ([`backoff`]) until `events.max_age_hours`, then a
 //!   rejected record with the last error.
 //!
-//! Omnisend does not deduplicate real-time events: the one window this design cannot close is
-//! a crash after Omnisend's 2xx and before the ledger write (milliseconds), which resends that
-//! event once. Everything else — redeliveries, replays, restarts — finds the ledger row.
+//! Omnisend does not deduplicate real-time events. Two windows remain that no design without
+//! an idempotency key on Omnisend's side can close: a crash between Omnisend's 2xx and the
+//! ledger write of that one event (each outcome is written as soon as it is known), and a
+//! request whose answer is lost (timeout, reset) after Omnisend took it, which is retried.
+//! Everything else — redeliveries, replays, restarts, a second worker — finds the ledger row
+//! or the lease: a lease is renewed right before each send, and a send (one attempt, at most
+//! [`SEND_TIMEOUT`] plus the rate controller's wait) is far shorter than the lease.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +37,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EventsSettings;
-use crate::store::{NewRejected, OutboxEvent, StateStore, StoreError};
+use crate::store::{Lane, NewRejected, OutboxEvent, StateStore, StoreError};
 
 /// Entity name of events in rejected records.
 pub const EVENT: &str = "event";
@@ -122,6 +129,9 @@ impl std::ops::AddAssign for RoundStats {
     }
 }
 
+/// Longest time one event request may take (one attempt; the outbox retries).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Delivers the outbox of one instance.
 #[derive(Clone)]
 pub struct Delivery {
@@ -130,14 +140,17 @@ pub struct Delivery {
     settings: EventsSettings,
     owner: String,
     wake: Arc<Notify>,
-    /// Tasks reading batch results back.
-    pending_results: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    lane: Option<Lane>,
+    last_reconcile: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Delivery {
-    /// `clients`: one per brand id (the API key variable), sharing the brand's rate controller
-    /// with every other user of that brand in this process. `owner` names this worker in
-    /// leases (unique per process).
+    /// `clients`: one per brand id (the API key variable). Delivery sends through a copy of
+    /// each that shares its rate controller (so the brand's quota is shared with every other
+    /// user of that client in this process) but makes one attempt per request with a
+    /// [`SEND_TIMEOUT`] (at most half the lease): the outbox retries, and a send can never
+    /// outlast the lease renewed right before it (see [`Delivery::lease_guard`]). `owner`
+    /// names this worker in leases (unique per process).
     pub fn new(
         store: StateStore,
         clients: HashMap<String, OmnisendClient>,
@@ -145,31 +158,45 @@ impl Delivery {
         owner: String,
         wake: Arc<Notify>,
     ) -> Self {
+        let clients = clients
+            .into_iter()
+            .filter_map(|(brand, c)| {
+                let config = omnisend::OmnisendConfig {
+                    max_attempts: 1,
+                    // A request never outlives the lease renewed right before it.
+                    timeout: c.config().timeout.min(SEND_TIMEOUT).min(settings.lease / 2),
+                    ..c.config().clone()
+                };
+                match OmnisendClient::new(config, c.rate().clone()) {
+                    Ok(client) => Some((brand, client)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot build the event client of a brand");
+                        None
+                    }
+                }
+            })
+            .collect();
         Self {
             store,
             clients: Arc::new(clients),
             settings,
             owner,
             wake,
-            pending_results: Arc::default(),
+            lane: None,
+            last_reconcile: Arc::default(),
         }
     }
 
-    /// Waits until the per-item results of every batch sent so far are recorded.
-    pub async fn wait_batch_results(&self) {
-        let handles: Vec<_> = std::mem::take(
-            &mut *self
-                .pending_results
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for h in handles {
-            let _ = h.await;
-        }
+    /// Only this lane (e.g. `sync orders --historical` delivers its backfill and leaves
+    /// real-time events to `serve`).
+    pub fn only_lane(mut self, lane: Lane) -> Self {
+        self.lane = Some(lane);
+        self
     }
 
     /// Delivers until `stop` is cancelled, then releases the leases it holds. Wakes on
-    /// [`Notify`] (new events) or every `idle_poll` (retries falling due, other instances).
+    /// [`Notify`] (new events) or every `idle_poll` (retries falling due, batch results, other
+    /// instances).
     pub async fn run(self, stop: CancellationToken, idle_poll: Duration) {
         loop {
             if stop.is_cancelled() {
@@ -198,10 +225,16 @@ impl Delivery {
         }
     }
 
-    /// One round: claim what is due and send it (batches when the backlog is large).
+    /// One round: read finished batches' item results, then claim what is due and send it
+    /// (batches when the backlog is large).
     pub async fn round(&self, now: OffsetDateTime) -> Result<RoundStats, StoreError> {
-        let due = self.store.outbox_depth(now).await?.due;
-        let backlog = usize::try_from(due).unwrap_or(0) > self.settings.batch_threshold;
+        let mut stats = self.reconcile_if_due().await?;
+        let threshold = self.settings.batch_threshold;
+        let due = self
+            .store
+            .count_due(now, i64::try_from(threshold).unwrap_or(i64::MAX - 1) + 1)
+            .await?;
+        let backlog = usize::try_from(due).unwrap_or(0) > threshold;
         let limit = if backlog {
             (BATCH_ITEMS * self.clients.len().max(1)) as i64
         } else {
@@ -209,12 +242,9 @@ impl Delivery {
         };
         let claimed = self
             .store
-            .claim_events(&self.owner, now, self.settings.lease, limit)
+            .claim_events_in(self.lane, &self.owner, now, self.settings.lease, limit)
             .await?;
-        let mut stats = RoundStats {
-            claimed: claimed.len(),
-            ..RoundStats::default()
-        };
+        stats.claimed = claimed.len();
         if claimed.is_empty() {
             return Ok(stats);
         }
@@ -242,154 +272,259 @@ impl Delivery {
         Ok(stats)
     }
 
+    /// Sends events one request each, `concurrency` at a time. Each outcome is recorded as
+    /// soon as it is known (a crash loses at most the sends in flight), and the lease is
+    /// renewed right before each send so no other worker can hold the row meanwhile.
     async fn send_singles(
         &self,
         client: &OmnisendClient,
         events: Vec<OutboxEvent>,
     ) -> Result<RoundStats, StoreError> {
-        let results: Vec<(OutboxEvent, Verdict)> = futures::stream::iter(events)
+        let results: Vec<Result<RoundStats, StoreError>> = futures::stream::iter(events)
             .map(|e| async move {
-                let verdict = classify(&client.post_event(&e.body).await);
-                (e, verdict)
+                let mut stats = RoundStats::default();
+                let guard = self.lease_guard(vec![e.id]);
+                let result = client.post_event_guarded(&e.body, &*guard).await;
+                if let Err(OmnisendError::Withdrawn { .. }) = result {
+                    tracing::info!(event_id = %e.event_id, "lease lost before sending; another worker has the event");
+                    return Ok(stats);
+                }
+                match classify(&result) {
+                    Verdict::Sent => {
+                        let n = self
+                            .store
+                            .mark_events_sent(&[e.id], &self.owner, OffsetDateTime::now_utc())
+                            .await?;
+                        if n == 0 {
+                            tracing::warn!(event_id = %e.event_id, "event sent after its lease was lost");
+                        }
+                        stats.sent = 1;
+                    }
+                    Verdict::Retry(reason) => {
+                        stats.retried = 1;
+                        self.retry(&e, &reason).await?;
+                    }
+                    Verdict::Reject { field, reason } => {
+                        stats.rejected = 1;
+                        self.reject(&e, field, &reason).await?;
+                    }
+                }
+                Ok(stats)
             })
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
         let mut stats = RoundStats::default();
-        let mut sent = Vec::new();
-        for (e, verdict) in results {
-            match verdict {
-                Verdict::Sent => sent.push(e.id),
-                Verdict::Retry(reason) => {
-                    stats.retried += 1;
-                    self.retry(&e, &reason).await?;
-                }
-                Verdict::Reject { field, reason } => {
-                    stats.rejected += 1;
-                    self.reject(&e, field, &reason).await?;
-                }
-            }
+        for r in results {
+            stats += r?;
         }
-        stats.sent = sent.len();
-        self.store
-            .mark_events_sent(&sent, &self.owner, OffsetDateTime::now_utc())
-            .await?;
         Ok(stats)
     }
 
+    /// Sends up to 100 events in one `/batches` request. Omnisend's 2xx makes them
+    /// `submitted`: they hold back their keys until [`Delivery::reconcile`] has read the
+    /// batch's item results and recorded each item as sent, retried or rejected.
     async fn send_batch(
         &self,
         client: &OmnisendClient,
         events: &[OutboxEvent],
     ) -> Result<RoundStats, StoreError> {
-        let request = BatchRequest {
-            endpoint: BatchEndpoint::Events,
-            method: BatchMethod::Post,
-            items: events.iter().map(|e| e.body.clone()).collect(),
-            origin: None,
-        };
         let mut stats = RoundStats {
             batches: 1,
             ..RoundStats::default()
         };
-        let created = match client.submit_batch(&request).await {
-            Ok(c) => c,
-            Err(e) => {
-                // A refused batch is retried item by item, so one bad event cannot hold back
-                // a hundred good ones; a transient failure retries the whole set later.
-                return match classify(&Err(e)) {
-                    Verdict::Reject { .. } => {
-                        let mut s = self.send_singles(client, events.to_vec()).await?;
-                        s.batches = 1;
-                        Ok(s)
-                    }
-                    Verdict::Retry(reason) => {
-                        for e in events {
-                            stats.retried += 1;
-                            self.retry(e, &reason).await?;
-                        }
-                        Ok(stats)
-                    }
-                    Verdict::Sent => Ok(stats),
-                };
-            }
+        let held = events.to_vec();
+        let request = BatchRequest {
+            endpoint: BatchEndpoint::Events,
+            method: BatchMethod::Post,
+            items: held.iter().map(|e| e.body.clone()).collect(),
+            origin: None,
         };
-        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-        self.store
-            .mark_events_sent(&ids, &self.owner, OffsetDateTime::now_utc())
-            .await?;
-        stats.sent = ids.len();
-        // Per-item results arrive later: read them without holding up the next round.
+        let guard = self.lease_guard(held.iter().map(|e| e.id).collect());
+        match client.submit_batch_guarded(&request, &*guard).await {
+            Err(OmnisendError::Withdrawn { .. }) => {
+                tracing::info!("lease lost before sending a batch; another worker has its events");
+                Ok(stats)
+            }
+            Ok(created) => {
+                let ids: Vec<i64> = held.iter().map(|e| e.id).collect();
+                let n = self
+                    .store
+                    .mark_events_submitted(&ids, &self.owner, &created.batch_id)
+                    .await?;
+                stats.sent = usize::try_from(n).unwrap_or(0);
+                Ok(stats)
+            }
+            // A refused batch is retried item by item, so one bad event cannot hold back a
+            // hundred good ones; a transient failure retries the whole set later.
+            Err(e) => match classify(&Err(e)) {
+                Verdict::Reject { .. } => {
+                    let mut s = self.send_singles(client, held).await?;
+                    s.batches = 1;
+                    Ok(s)
+                }
+                Verdict::Retry(reason) => {
+                    for e in &held {
+                        stats.retried += 1;
+                        self.retry(e, &reason).await?;
+                    }
+                    Ok(stats)
+                }
+                Verdict::Sent => Ok(stats),
+            },
+        }
+    }
+
+    /// The check that runs once the rate permit is granted, right before a request leaves:
+    /// renews this worker's lease on every row of the request, and withdraws the request if
+    /// any lease was lost (another worker took the row while this one waited for a permit).
+    fn lease_guard(&self, ids: Vec<i64>) -> Box<omnisend::SendGuard> {
         let store = self.store.clone();
-        let client = client.clone();
-        let settings = self.settings.clone();
-        let by_event_id: HashMap<String, OutboxEvent> = events
-            .iter()
-            .map(|e| (e.event_id.clone(), e.clone()))
-            .collect();
-        let handle = tokio::spawn(async move {
-            let batch_id = created.batch_id;
-            match client
-                .wait_batches(BatchEndpoint::Events, std::slice::from_ref(&batch_id))
-                .await
-            {
-                Ok(batches) => {
-                    for batch in batches {
-                        for item in &batch.errors {
-                            let Some(e) = item
-                                .request
-                                .as_ref()
-                                .and_then(|r| r.get("eventID"))
-                                .and_then(|v| v.as_str())
-                                .and_then(|id| by_event_id.get(id))
-                            else {
-                                continue;
-                            };
-                            let detail = item
-                                .response
-                                .as_ref()
-                                .map(|r| r.to_string())
-                                .unwrap_or_default();
-                            let outcome = match classify_item(item.response_code, &detail) {
-                                Verdict::Sent => Ok(()),
-                                Verdict::Retry(reason) => {
-                                    let due = OffsetDateTime::now_utc()
-                                        + backoff(
-                                            e.attempts,
-                                            settings.retry_base,
-                                            settings.retry_max,
-                                            &mut rand::rng(),
-                                        );
-                                    store.reopen_event(e.id, due, &reason).await
-                                }
-                                Verdict::Reject { field, reason } => {
-                                    store
-                                        .reject_sent_event(
-                                            e.id,
-                                            &reason,
-                                            &rejection(e, field, &reason),
-                                        )
-                                        .await
-                                }
-                            };
-                            if let Err(err) = outcome {
-                                tracing::warn!(error = %err, "could not record a batch item result");
-                            }
+        let owner = self.owner.clone();
+        let lease = self.settings.lease;
+        Box::new(move || {
+            let store = store.clone();
+            let owner = owner.clone();
+            let ids = ids.clone();
+            Box::pin(async move {
+                let until = OffsetDateTime::now_utc() + lease;
+                for id in ids {
+                    match store.extend_lease(id, &owner, until).await {
+                        Ok(true) => {}
+                        Ok(false) => return false,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot renew an outbox lease; not sending");
+                            return false;
                         }
                     }
                 }
-                Err(err) => {
-                    tracing::warn!(batch = %batch_id, error = %err, "could not read event batch results")
+                true
+            })
+        })
+    }
+
+    /// [`Delivery::reconcile`] at most once per batch poll interval.
+    async fn reconcile_if_due(&self) -> Result<RoundStats, StoreError> {
+        let interval = self
+            .clients
+            .values()
+            .next()
+            .map_or(Duration::from_secs(2), |c| c.config().batch_poll_interval);
+        {
+            let mut last = self
+                .last_reconcile
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < interval) {
+                return Ok(RoundStats::default());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.reconcile().await
+    }
+
+    /// Reads the item results of submitted batches that have finished (from the database, so
+    /// a restart picks up where a crash left): each item is recorded as sent, queued again
+    /// (408/429/5xx, or never processed in a stopped batch) or rejected (other 4xx). Returns
+    /// the counts; `claimed` stays 0.
+    pub async fn reconcile(&self) -> Result<RoundStats, StoreError> {
+        let mut stats = RoundStats::default();
+        for (brand, batch_id) in self.store.submitted_batches(20).await? {
+            let Some(client) = self.clients.get(&brand) else {
+                continue;
+            };
+            let batch = match client.get_batch(&batch_id).await {
+                Ok(b) if b.is_terminal() => b,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(batch = %batch_id, error = %e, "cannot read an event batch; will retry");
+                    continue;
+                }
+            };
+            // Item details only when something did not go through.
+            let stopped = batch.status == "stopped";
+            let detailed = if batch.errors_count > 0 || stopped {
+                match client.batch_items(&batch_id).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(batch = %batch_id, error = %e, "cannot read event batch items; will retry");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let event_id = |item: &omnisend::models::BatchItem| {
+                item.request
+                    .as_ref()
+                    .and_then(|r| r.get("eventID"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            let mut failed: HashMap<String, (Option<u16>, String)> = HashMap::new();
+            let mut succeeded: std::collections::HashSet<String> = std::collections::HashSet::new();
+            if let Some(d) = &detailed {
+                for item in d.errors.iter().chain(
+                    d.responses
+                        .iter()
+                        .filter(|i| omnisend::batches::is_failed_item(i)),
+                ) {
+                    if let Some(id) = event_id(item) {
+                        let detail = item
+                            .response
+                            .as_ref()
+                            .map(|r| r.to_string())
+                            .unwrap_or_default();
+                        // A failure status without a code is a failure all the same.
+                        let code = item.response_code.or(Some(500));
+                        failed.insert(id, (code, detail));
+                    }
+                }
+                for item in d
+                    .responses
+                    .iter()
+                    .filter(|i| !omnisend::batches::is_failed_item(i))
+                {
+                    if let Some(id) = event_id(item) {
+                        succeeded.insert(id);
+                    }
                 }
             }
-        });
-        let mut pending = self
-            .pending_results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        pending.retain(|h| !h.is_finished());
-        pending.push(handle);
-        drop(pending);
+            let mut sent = Vec::new();
+            for e in self.store.submitted_events(&batch_id).await? {
+                let verdict = match failed.get(&e.event_id) {
+                    Some((code, detail)) => classify_item(*code, detail),
+                    None if stopped && !succeeded.contains(&e.event_id) => Verdict::Retry(format!(
+                        "batch {batch_id} stopped before processing the event"
+                    )),
+                    None => Verdict::Sent,
+                };
+                match verdict {
+                    Verdict::Sent => sent.push(e.id),
+                    Verdict::Retry(reason) => {
+                        stats.retried += 1;
+                        let due = OffsetDateTime::now_utc()
+                            + backoff(
+                                e.attempts,
+                                self.settings.retry_base,
+                                self.settings.retry_max,
+                                &mut rand::rng(),
+                            );
+                        self.store.reopen_event(e.id, due, &reason).await?;
+                    }
+                    Verdict::Reject { field, reason } => {
+                        stats.rejected += 1;
+                        tracing::warn!(event = %e.event_name, event_id = %e.event_id, "event rejected in a batch");
+                        self.store
+                            .reject_submitted_event(e.id, &reason, &rejection(&e, field, &reason))
+                            .await?;
+                    }
+                }
+            }
+            self.store
+                .settle_submitted_sent(&sent, OffsetDateTime::now_utc())
+                .await?;
+        }
         Ok(stats)
     }
 

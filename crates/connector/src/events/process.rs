@@ -42,8 +42,8 @@ use crate::events::storefront::{self, StorefrontEvent};
 use crate::identity::Email;
 use crate::mapping::Rejection;
 use crate::mapping::events::{
-    CartSnapshot, EventContact, EventContext, PlannedEvent, ProductView, cart_events, order_events,
-    started_checkout, viewed_product,
+    CartSnapshot, EventContact, EventContext, EventName, PlannedEvent, ProductView, cart_events,
+    order_events, started_checkout, viewed_product,
 };
 use crate::recovery::{RecoveryToken, recovery_url};
 use crate::store::{
@@ -174,7 +174,9 @@ impl ProcessError {
     }
 }
 
-/// What one entry came to.
+/// What one entry came to. (Short-lived, one per entry: the size difference between the
+/// variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Apply(Application, Counted),
     Stale,
@@ -549,13 +551,31 @@ impl Processor {
             recovery_url: None,
         };
         let planned = order_events(&order, &contact, &ctx, &|f| facts.contains(f));
-        Ok(self.planned_outcome(
+        // An order this connector has never seen, created long before: its history happened
+        // before go-live (or before the subscription). Only the change that was notified is
+        // sent; the rest is recorded as done, so a return on a months-old order does not send
+        // `placed order` and `paid for order` again and fire post-purchase flows.
+        let old = OffsetDateTime::now_utc() - order.created_at > ADOPT_ORDERS_OLDER_THAN;
+        let (planned, adopted) = match planned {
+            Ok(events) if facts.is_empty() && old => {
+                let (send, adopt): (Vec<_>, Vec<_>) = events
+                    .into_iter()
+                    .partition(|p| notified_by(&entry.kind, p.name));
+                (Ok(send), adopt)
+            }
+            other => (other, Vec::new()),
+        };
+        let mut outcome = self.planned_outcome(
             entry,
             &brand,
             &format!("order:{}", order.id),
             version,
             planned,
-        ))
+        );
+        if let Outcome::Apply(app, _) = &mut outcome {
+            app.adopted = adopted_facts(&brand, adopted);
+        }
+        Ok(outcome)
     }
 
     /// Queues `placed order` (with its original `eventTime`) for each order on the backfill
@@ -608,19 +628,26 @@ impl Processor {
                 stats.already_sent += 1;
                 continue;
             }
-            // Everything but `placed order` counts as already done: history imports the
-            // purchase, not its later life (which would trigger post-purchase flows).
-            let planned = order_events(order, &contact, &ctx, &|f| f != placed);
+            // History imports the purchase; its later life (paid, fulfilled, refunded…) is
+            // recorded as done without sending, so it never fires post-purchase flows — not now
+            // and not when a later notification about the order arrives.
+            let planned = order_events(order, &contact, &ctx, &|f| facts.contains(f));
             let app = match planned {
-                Ok(events) => Application {
-                    events: events
+                Ok(events) => {
+                    let (send, adopt): (Vec<_>, Vec<_>) = events
                         .into_iter()
-                        .map(|p| {
-                            new_event(&brand, &format!("order:{}", order.id), Lane::Backfill, p)
-                        })
-                        .collect(),
-                    ..Application::default()
-                },
+                        .partition(|p| p.name == EventName::PlacedOrder);
+                    Application {
+                        events: send
+                            .into_iter()
+                            .map(|p| {
+                                new_event(&brand, &format!("order:{}", order.id), Lane::Backfill, p)
+                            })
+                            .collect(),
+                        adopted: adopted_facts(&brand, adopt),
+                        ..Application::default()
+                    }
+                }
                 Err(r) => {
                     stats.rejected += 1;
                     Application {
@@ -1063,7 +1090,7 @@ impl Processor {
                         .into_iter()
                         .map(|p| new_event(brand, ordering_key, Lane::Realtime, p))
                         .collect(),
-                    rejected: Vec::new(),
+                    ..Application::default()
                 },
                 Counted::default(),
             ),
@@ -1080,7 +1107,7 @@ impl Processor {
                         payload: Some(entry.payload.clone()),
                         at: OffsetDateTime::now_utc(),
                     }],
-                    events: Vec::new(),
+                    ..Application::default()
                 },
                 Counted {
                     rejected: true,
@@ -1188,6 +1215,43 @@ impl Processor {
             }
         }
     }
+}
+
+/// Orders created longer ago than this, seen for the first time, adopt their history (see
+/// `Processor::order`).
+pub const ADOPT_ORDERS_OLDER_THAN: time::Duration = time::Duration::hours(24);
+
+/// Whether the notification `kind` (a Message type) is the change that event `name` reports.
+fn notified_by(kind: &str, name: EventName) -> bool {
+    match name {
+        EventName::PlacedOrder | EventName::OrderedProduct => {
+            matches!(kind, "OrderCreated" | "OrderImported")
+        }
+        EventName::PaidForOrder => kind == "OrderPaymentStateChanged",
+        EventName::OrderFulfilled => matches!(
+            kind,
+            "OrderShipmentStateChanged" | "DeliveryAdded" | "ParcelAddedToDelivery"
+        ),
+        EventName::OrderCanceled => kind == "OrderStateChanged",
+        EventName::OrderRefunded => matches!(
+            kind,
+            "ReturnInfoAdded" | "ReturnInfoSet" | "OrderReturnShipmentStateChanged"
+        ),
+        _ => false,
+    }
+}
+
+/// The facts of events recorded as done without sending them.
+fn adopted_facts(brand: &str, events: Vec<PlannedEvent>) -> Vec<(String, String, String)> {
+    events
+        .into_iter()
+        .flat_map(|p| {
+            let id = p.event_id.to_string();
+            p.facts
+                .into_iter()
+                .map(move |f| (brand.to_owned(), f, id.clone()))
+        })
+        .collect()
 }
 
 /// The outbox row of a planned event.

@@ -96,6 +96,9 @@ pub struct Application {
     pub events: Vec<NewEvent>,
     /// Rejected records to add.
     pub rejected: Vec<NewRejected>,
+    /// Facts recorded as done without an event (brand, fact, event id): old history adopted
+    /// instead of replayed (see `events::process`).
+    pub adopted: Vec<(String, String, String)>,
 }
 
 /// What [`StateStore::apply`] did.
@@ -138,7 +141,7 @@ pub struct OutboxEvent {
 /// Size and age of the outbox.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxDepth {
-    /// Rows not yet sent or rejected.
+    /// Rows not yet sent or rejected (pending, or in a batch whose results are not read yet).
     pub pending: i64,
     /// Of those, rows due now.
     pub due: i64,
@@ -217,6 +220,14 @@ macro_rules! apply_in {
                     .execute(&mut *$tx)
                     .await?;
             }
+        }
+        for (brand, fact, event_id) in &$a.adopted {
+            sqlx::query(INSERT_FACT)
+                .bind(brand)
+                .bind(fact)
+                .bind(event_id)
+                .execute(&mut *$tx)
+                .await?;
         }
         if let Some(r) = &$a.resource {
             sqlx::query(UPSERT_RESOURCE)
@@ -332,6 +343,19 @@ impl StateStore {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.claim_events_in(None, owner, now, lease, limit).await
+    }
+
+    /// [`StateStore::claim_events`] restricted to one lane (`None` = every lane).
+    pub async fn claim_events_in(
+        &self,
+        lane: Option<Lane>,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let lane = lane.map(Lane::to_db);
         let now_ms = to_ms(now);
         let until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let mut rows = match &self.pool {
@@ -342,6 +366,7 @@ impl StateStore {
                     .bind(until)
                     .bind(now_ms)
                     .bind(limit)
+                    .bind(lane)
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
@@ -355,6 +380,7 @@ impl StateStore {
                 .bind(until)
                 .bind(now_ms)
                 .bind(limit)
+                .bind(lane)
                 .fetch_all(pool)
                 .await?
                 .iter()
@@ -366,17 +392,19 @@ impl StateStore {
     }
 
     /// Records Omnisend's 2xx for rows `owner` holds: they become the ledger.
+    /// Returns how many rows were still held by `owner` (a lease lost to another worker is
+    /// not overwritten).
     pub async fn mark_events_sent(
         &self,
         ids: &[i64],
         owner: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let ids = serde_json::to_string(ids)?;
-        on_backend!(
+        let n = on_backend!(
             self,
             sqlite = "UPDATE outbox SET status = 'sent', sent_at = $3, lease_owner = NULL, \
                       lease_until = NULL, last_error = NULL \
@@ -391,10 +419,167 @@ impl StateStore {
                     .bind(owner)
                     .bind(to_ms(at))
                     .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(n)
+    }
+
+    /// Extends `owner`'s lease on a row to `until`, right before sending it. `false` when the
+    /// lease was lost (another worker took the row): the caller must not send.
+    pub async fn extend_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = on_backend!(
+            self,
+            sql = "UPDATE outbox SET lease_until = $3 \
+                   WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(owner)
+                    .bind(to_ms(until))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(n > 0)
+    }
+
+    /// Records that Omnisend accepted the `/batches` request `batch_id` carrying rows `owner`
+    /// holds: they become `submitted` (still holding back their keys, not yet the ledger)
+    /// until the batch's item results are read ([`StateStore::submitted_events`]).
+    pub async fn mark_events_submitted(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        batch_id: &str,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = serde_json::to_string(ids)?;
+        let n = on_backend!(
+            self,
+            sqlite = "UPDATE outbox SET status = 'submitted', batch_id = $3, lease_owner = NULL, \
+                      lease_until = NULL WHERE id IN (SELECT value FROM json_each($1)) \
+                      AND lease_owner = $2 AND status = 'pending'",
+            postgres = "UPDATE outbox SET status = 'submitted', batch_id = $3, \
+                        lease_owner = NULL, lease_until = NULL \
+                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
+                        AND lease_owner = $2 AND status = 'pending'",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(&ids)
+                    .bind(owner)
+                    .bind(batch_id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(n)
+    }
+
+    /// Up to `limit` (brand, batch id) pairs of batches whose item results are still to read.
+    pub async fn submitted_batches(&self, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        on_backend!(
+            self,
+            sql = "SELECT brand, batch_id FROM outbox WHERE status = 'submitted' \
+                   AND batch_id IS NOT NULL GROUP BY brand, batch_id ORDER BY MIN(id) LIMIT $1",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.text("brand")?, r.text("batch_id")?)))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            }
+        )
+    }
+
+    /// The rows of a submitted batch.
+    pub async fn submitted_events(&self, batch_id: &str) -> Result<Vec<OutboxEvent>, StoreError> {
+        on_backend!(
+            self,
+            sql = "SELECT id, brand, event_id, event_name, ordering_key, lane, body, attempts, \
+                   created_at, status, last_error FROM outbox \
+                   WHERE status = 'submitted' AND batch_id = $1 ORDER BY id",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(batch_id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(event_from_row)
+                    .collect::<Result<Vec<_>, _>>()
+            }
+        )
+    }
+
+    /// Submitted rows whose batch item succeeded: they become the ledger.
+    pub async fn settle_submitted_sent(
+        &self,
+        ids: &[i64],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(ids)?;
+        on_backend!(
+            self,
+            sqlite = "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL \
+                      WHERE id IN (SELECT value FROM json_each($1)) AND status = 'submitted'",
+            postgres = "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL \
+                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
+                        AND status = 'submitted'",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(&ids)
+                    .bind(to_ms(at))
+                    .execute(pool)
                     .await?;
             }
         );
         Ok(())
+    }
+
+    /// Rows of `lane` not yet sent or rejected.
+    pub async fn count_unsent_in(&self, lane: Lane) -> Result<i64, StoreError> {
+        on_backend!(
+            self,
+            sql = "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'submitted') \
+                   AND lane = $1",
+            |sql, pool| {
+                Ok(sqlx::query_scalar::<_, i64>(sql)
+                    .bind(lane.to_db())
+                    .fetch_one(pool)
+                    .await?)
+            }
+        )
+    }
+
+    /// Due rows, counted up to `limit` (cheap: the ledger is not scanned).
+    pub async fn count_due(&self, now: OffsetDateTime, limit: i64) -> Result<i64, StoreError> {
+        on_backend!(
+            self,
+            sql = "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE status = 'pending' \
+                   AND due_at <= $1 LIMIT $2) d",
+            |sql, pool| {
+                Ok(sqlx::query_scalar::<_, i64>(sql)
+                    .bind(to_ms(now))
+                    .bind(limit)
+                    .fetch_one(pool)
+                    .await?)
+            }
+        )
     }
 
     /// Gives a row back for another attempt at `due_at`, with the error that stopped this one.
@@ -470,8 +655,9 @@ impl StateStore {
         Ok(())
     }
 
-    /// A batch item Omnisend could not take after all (408/429/5xx in the batch's results): the
-    /// `sent` row becomes pending again, due at `due_at`.
+    /// A batch item Omnisend could not take after all (408/429/5xx in the batch's results, or
+    /// never processed in a stopped batch): the `submitted` row becomes pending again, due at
+    /// `due_at`.
     pub async fn reopen_event(
         &self,
         id: i64,
@@ -480,8 +666,8 @@ impl StateStore {
     ) -> Result<(), StoreError> {
         on_backend!(
             self,
-            sql = "UPDATE outbox SET status = 'pending', sent_at = NULL, due_at = $2, \
-                   last_error = $3 WHERE id = $1 AND status = 'sent'",
+            sql = "UPDATE outbox SET status = 'pending', batch_id = NULL, due_at = $2, \
+                   last_error = $3 WHERE id = $1 AND status = 'submitted'",
             |sql, pool| {
                 sqlx::query(sql)
                     .bind(id)
@@ -494,16 +680,16 @@ impl StateStore {
         Ok(())
     }
 
-    /// A batch item Omnisend refused (4xx in the batch's results): the `sent` row becomes
+    /// A batch item Omnisend refused (4xx in the batch's results): the `submitted` row becomes
     /// `rejected` with a rejected record, in one transaction.
-    pub async fn reject_sent_event(
+    pub async fn reject_submitted_event(
         &self,
         id: i64,
         error: &str,
         record: &NewRejected,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE outbox SET status = 'rejected', last_error = $2 \
-                           WHERE id = $1 AND status = 'sent'";
+                           WHERE id = $1 AND status = 'submitted'";
         macro_rules! body {
             ($tx:expr) => {{
                 let done = sqlx::query(SQL)
@@ -622,11 +808,11 @@ impl StateStore {
         on_backend!(
             self,
             sql = "SELECT \
-                   COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                   COALESCE(SUM(CASE WHEN status IN ('pending', 'submitted') THEN 1 ELSE 0 END), 0) AS pending, \
                    COALESCE(SUM(CASE WHEN status = 'pending' AND due_at <= $1 THEN 1 ELSE 0 END), 0) AS due, \
                    COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
                    COALESCE(SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), 0) AS rejected, \
-                   MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest \
+                   MIN(CASE WHEN status IN ('pending', 'submitted') THEN created_at END) AS oldest \
                    FROM outbox",
             |sql, pool| {
                 let row = sqlx::query(sql).bind(to_ms(now)).fetch_one(pool).await?;
@@ -696,8 +882,9 @@ const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
      attempts = attempts + 1 WHERE id IN (\
      SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.due_at <= $3 \
      AND (o.lease_until IS NULL OR o.lease_until < $3) \
+     AND ($5 IS NULL OR o.lane = $5) \
      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-     AND p.status = 'pending' AND p.id < o.id) \
+     AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
      ORDER BY o.lane, o.id LIMIT $4) \
      RETURNING id, brand, event_id, event_name, ordering_key, lane, body, attempts, created_at, \
      status, last_error";
@@ -705,8 +892,9 @@ const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = 
      attempts = attempts + 1 WHERE id IN (\
      SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.due_at <= $3 \
      AND (o.lease_until IS NULL OR o.lease_until < $3) \
+     AND ($5::bigint IS NULL OR o.lane = $5::bigint) \
      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-     AND p.status = 'pending' AND p.id < o.id) \
+     AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
      ORDER BY o.lane, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED) \
      RETURNING id, brand, event_id, event_name, ordering_key, lane, body, attempts, created_at, \
      status, last_error";
