@@ -100,6 +100,7 @@ pub fn omnisend_client(settings: &Settings, api_key: String) -> Result<OmnisendC
             max_attempts: o.max_attempts,
             batch_poll_interval: o.batch_poll_interval,
             origin: "ct-omnisend".into(),
+            priority: false,
         },
         RateController::new(o.requests_per_minute, o.burst),
     )

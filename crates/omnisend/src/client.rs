@@ -436,7 +436,11 @@ impl OmnisendClient {
         let max_attempts = inner.config.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=max_attempts {
-            inner.rate.acquire().await;
+            if inner.config.priority {
+                inner.rate.acquire_priority().await;
+            } else {
+                inner.rate.acquire().await;
+            }
             if let Some(guard) = guard
                 && !guard().await
             {

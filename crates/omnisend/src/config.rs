@@ -31,6 +31,9 @@ pub struct OmnisendConfig {
     pub batch_poll_interval: Duration,
     /// `origin` recorded on batches created by this client (default `ct-omnisend`).
     pub origin: String,
+    /// Take rate permits ahead of ordinary clients sharing the rate controller
+    /// ([`crate::RateController::acquire_priority`]; default `false`): for real-time events.
+    pub priority: bool,
 }
 
 impl OmnisendConfig {
@@ -43,6 +46,7 @@ impl OmnisendConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             batch_poll_interval: DEFAULT_BATCH_POLL_INTERVAL,
             origin: DEFAULT_ORIGIN.to_owned(),
+            priority: false,
         }
     }
 

@@ -21,9 +21,11 @@
 //! `tokio::time::pause()`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
 /// Length of the window Omnisend counts requests in.
@@ -59,6 +61,10 @@ struct Inner {
     max_per_minute: u32,
     burst: u32,
     state: Mutex<State>,
+    /// Priority senders waiting for a permit ([`RateController::acquire_priority`]).
+    priority_waiting: AtomicUsize,
+    /// Notified when the last priority sender got its permit.
+    priority_done: Notify,
 }
 
 struct State {
@@ -113,6 +119,8 @@ impl RateController {
                     saturated: false,
                     throttles: 0,
                 }),
+                priority_waiting: AtomicUsize::new(0),
+                priority_done: Notify::new(),
             }),
         }
     }
@@ -142,6 +150,39 @@ impl RateController {
     /// attempt, retries included. Permits are handed out in call order. Cancelling the future
     /// while it waits forfeits the reserved slot (the ceiling stays respected).
     pub async fn acquire(&self) {
+        // Priority senders go first: wait until none is waiting before taking a slot.
+        loop {
+            let done = self.inner.priority_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.inner.priority_waiting.load(AtomicOrdering::SeqCst) == 0 {
+                break;
+            }
+            done.await;
+        }
+        self.acquire_slot().await;
+    }
+
+    /// [`RateController::acquire`] ahead of every ordinary sender still waiting: real-time
+    /// events overtake sync traffic of the same brand. (Ordinary senders that already hold a
+    /// slot keep it; the ceiling is the same for everyone.)
+    pub async fn acquire_priority(&self) {
+        struct Waiting<'a>(&'a Inner);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if self.0.priority_waiting.fetch_sub(1, AtomicOrdering::SeqCst) == 1 {
+                    self.0.priority_done.notify_waiters();
+                }
+            }
+        }
+        self.inner
+            .priority_waiting
+            .fetch_add(1, AtomicOrdering::SeqCst);
+        let _waiting = Waiting(&self.inner);
+        self.acquire_slot().await;
+    }
+
+    async fn acquire_slot(&self) {
         loop {
             let at = self.reserve();
             if at > Instant::now() {

@@ -257,3 +257,50 @@ async fn sustained_rate_is_close_to_the_limit() {
     assert!(n <= 1_200, "{n} permits in 10 minutes at 120/min");
     assert!(max_in_any_window(&times, MINUTE) <= 120);
 }
+
+#[tokio::test(start_paused = true)]
+async fn priority_senders_overtake_ordinary_senders_still_waiting() {
+    // One permit a second, shared by a sync (four requests in flight, endlessly) and a burst of
+    // twenty real-time events.
+    let rc = RateController::new(60, 1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let syncs: Vec<_> = (0..4)
+        .map(|_| {
+            let (rc, order, stop) = (rc.clone(), order.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    rc.acquire().await;
+                    order.lock().unwrap().push("sync");
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let start = Instant::now();
+    for _ in 0..20 {
+        rc.acquire_priority().await;
+        order.lock().unwrap().push("event");
+    }
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for s in syncs {
+        s.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let first = order.iter().position(|o| *o == "event").unwrap();
+    let last = order.iter().rposition(|o| *o == "event").unwrap();
+    let syncs_between = order[first..=last].iter().filter(|o| **o == "sync").count();
+    // Only the slots the sync had already reserved when the events arrived go first; after
+    // that the events leave back to back (without priority: four sync requests per event).
+    assert!(
+        syncs_between <= 4,
+        "{syncs_between} sync permits among the events: {order:?}"
+    );
+    assert!(
+        took <= Duration::from_secs(25),
+        "twenty events took {took:?}"
+    );
+    // The ceiling holds for everyone together: one permit a second.
+    assert!(took >= Duration::from_secs(19));
+}

@@ -163,6 +163,8 @@ impl Delivery {
             .filter_map(|(brand, c)| {
                 let config = omnisend::OmnisendConfig {
                     max_attempts: 1,
+                    // Real-time events overtake the syncs sharing the brand's controller.
+                    priority: true,
                     // A request never outlives the lease renewed right before it.
                     timeout: c.config().timeout.min(SEND_TIMEOUT).min(settings.lease / 2),
                     ..c.config().clone()
