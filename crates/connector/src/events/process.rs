@@ -344,26 +344,16 @@ impl Processor {
                 stats.anonymous_carts = usize::from(counted.anonymous_cart);
                 stats.rejected = usize::from(counted.rejected);
             }
-            Ok(Outcome::Stale) => {
+            Ok(done @ (Outcome::Stale | Outcome::Resync | Outcome::Ignored)) => {
                 self.store
                     .mark_notification_processed(entry.id, now)
                     .await?;
                 stats.processed = 1;
-                stats.stale = 1;
-            }
-            Ok(Outcome::Resync) => {
-                self.store
-                    .mark_notification_processed(entry.id, now)
-                    .await?;
-                stats.processed = 1;
-                stats.resyncs = 1;
-            }
-            Ok(Outcome::Ignored) => {
-                self.store
-                    .mark_notification_processed(entry.id, now)
-                    .await?;
-                stats.processed = 1;
-                stats.ignored = 1;
+                match done {
+                    Outcome::Stale => stats.stale = 1,
+                    Outcome::Resync => stats.resyncs = 1,
+                    _ => stats.ignored = 1,
+                }
             }
             Err(ProcessError::Store(e)) => return Err(e),
             Err(e)

@@ -192,6 +192,43 @@ const INSERT_REJECTED: &str = "INSERT INTO rejected_records (route, entity, ct_i
                                attempts = rejected_records.attempts + 1, \
                                updated_at = excluded.updated_at";
 
+/// Runs `$body` in a transaction of whichever backend the store holds (`BEGIN IMMEDIATE` on
+/// SQLite, so the write lock is taken up front), committing when it succeeds.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+/// Adds (or refreshes) a rejected record inside an open transaction.
+macro_rules! insert_rejected {
+    ($tx:expr, $r:expr) => {
+        sqlx::query(INSERT_REJECTED)
+            .bind(&$r.route)
+            .bind(&$r.entity)
+            .bind(&$r.ct_id)
+            .bind($r.field.as_deref())
+            .bind(&$r.reason)
+            .bind($r.payload.as_ref().map(Json))
+            .bind(to_ms($r.at))
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 /// The statements of one [`StateStore::apply`], run in an open transaction of either backend.
 macro_rules! apply_in {
     ($tx:expr, $a:expr, $now:expr) => {{
@@ -240,16 +277,7 @@ macro_rules! apply_in {
                 .await?;
         }
         for r in &$a.rejected {
-            sqlx::query(INSERT_REJECTED)
-                .bind(&r.route)
-                .bind(&r.entity)
-                .bind(&r.ct_id)
-                .bind(r.field.as_deref())
-                .bind(&r.reason)
-                .bind(r.payload.as_ref().map(Json))
-                .bind(to_ms(r.at))
-                .execute(&mut *$tx)
-                .await?;
+            insert_rejected!($tx, r);
         }
         if let Some(id) = $a.inbox_id {
             sqlx::query(MARK_PROCESSED)
@@ -267,20 +295,7 @@ impl StateStore {
     /// records and marks the inbox entry processed, all in one transaction.
     pub async fn apply(&self, a: &Application, at: OffsetDateTime) -> Result<Applied, StoreError> {
         let now = to_ms(at);
-        let applied = match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let applied = apply_in!(tx, a, now);
-                tx.commit().await?;
-                applied
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let applied = apply_in!(tx, a, now);
-                tx.commit().await?;
-                applied
-            }
-        };
+        let applied = in_tx!(self, |tx| apply_in!(tx, a, now));
         Ok(applied)
     }
 
@@ -615,43 +630,20 @@ impl StateStore {
         error: &str,
         record: &NewRejected,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE outbox SET status = 'rejected', last_error = $3, \
-                           lease_owner = NULL, lease_until = NULL \
-                           WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
-        macro_rules! body {
-            ($tx:expr) => {{
-                let done = sqlx::query(SQL)
-                    .bind(id)
-                    .bind(owner)
-                    .bind(error)
-                    .execute(&mut *$tx)
-                    .await?;
-                if done.rows_affected() > 0 {
-                    sqlx::query(INSERT_REJECTED)
-                        .bind(&record.route)
-                        .bind(&record.entity)
-                        .bind(&record.ct_id)
-                        .bind(record.field.as_deref())
-                        .bind(&record.reason)
-                        .bind(record.payload.as_ref().map(Json))
-                        .bind(to_ms(record.at))
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }};
-        }
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx);
-                tx.commit().await?;
+        in_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'rejected', last_error = $3, lease_owner = NULL, \
+                 lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                insert_rejected!(tx, record);
             }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(tx);
-                tx.commit().await?;
-            }
-        }
+        });
         Ok(())
     }
 
@@ -688,41 +680,19 @@ impl StateStore {
         error: &str,
         record: &NewRejected,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE outbox SET status = 'rejected', last_error = $2 \
-                           WHERE id = $1 AND status = 'submitted'";
-        macro_rules! body {
-            ($tx:expr) => {{
-                let done = sqlx::query(SQL)
-                    .bind(id)
-                    .bind(error)
-                    .execute(&mut *$tx)
-                    .await?;
-                if done.rows_affected() > 0 {
-                    sqlx::query(INSERT_REJECTED)
-                        .bind(&record.route)
-                        .bind(&record.entity)
-                        .bind(&record.ct_id)
-                        .bind(record.field.as_deref())
-                        .bind(&record.reason)
-                        .bind(record.payload.as_ref().map(Json))
-                        .bind(to_ms(record.at))
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }};
-        }
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx);
-                tx.commit().await?;
+        in_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'rejected', last_error = $2 \
+                 WHERE id = $1 AND status = 'submitted'",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                insert_rejected!(tx, record);
             }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(tx);
-                tx.commit().await?;
-            }
-        }
+        });
         Ok(())
     }
 
