@@ -922,3 +922,33 @@ async fn old_orders_seen_first_send_only_the_notified_change() {
     assert!(facts.contains(&format!("order:{}:placed", spec.id)));
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn cloud_events_and_payloads_left_out_are_read_back_from_commercetools() {
+    let rig = Rig::start("ordered_product_events = false").await;
+    let first = fresh_order(81, "EUR");
+    let m1 = rig.ct.create_order(orders::order(&first));
+    // Too large for the queue: commercetools leaves the order out of the message.
+    let trimmed = notify::payload_not_included(&m1, PROJECT);
+    assert!(trimmed.get("order").is_none());
+    assert_eq!(
+        rig.deliver(&notify::pubsub_push(&trimmed, "pni-1")).await,
+        202
+    );
+    // A subscription in CloudEvents format.
+    let second = fresh_order(82, "EUR");
+    let m2 = rig.ct.create_order(orders::order(&second));
+    let ce = notify::cloud_event(&notify::message_payload(&m2, PROJECT));
+    assert_eq!(rig.deliver(&notify::pubsub_push(&ce, "ce-1")).await, 202);
+    rig.settle().await;
+    let mut orders: Vec<String> = rig
+        .events()
+        .iter()
+        .map(|e| e["properties"]["orderID"].as_str().unwrap().to_owned())
+        .collect();
+    orders.sort();
+    let mut want = vec![first.id.clone(), second.id.clone()];
+    want.sort();
+    assert_eq!(orders, want);
+    rig.stop().await;
+}
