@@ -438,7 +438,8 @@ async fn amounts_are_exact_for_zero_two_and_three_fraction_digits_with_both_disc
 
 #[tokio::test]
 async fn every_event_body_validates_against_the_official_schema_with_recommended_names() {
-    let rig = Rig::start("checkout_on_shipping_address = true").await;
+    let rig =
+        Rig::start("checkout_on_shipping_address = true\nordered_product_events = true").await;
     let spec = fresh_order(21, "EUR");
     let line = spec.lines[0].line_id.clone();
     rig.ct.create_order(orders::order(&spec));
@@ -700,7 +701,7 @@ async fn readiness_and_request_ids_are_served() {
         .await
         .unwrap();
     assert_eq!(h.headers()["x-request-id"], "abc-123");
-    assert!(rig.settings.events.ordered_product_events);
+    assert!(!rig.settings.events.ordered_product_events);
     rig.stop().await;
 }
 
@@ -786,7 +787,7 @@ async fn with_oidc_a_push_needs_a_valid_google_token_as_well_as_the_webhook_toke
             .with_service_account("push@project.iam.gserviceaccount.com")
     };
     let verifier = connector::ingest::oidc::OidcVerifier::new(settings, reqwest::Client::new());
-    let rig = Rig::start_with("", Some(verifier)).await;
+    let rig = Rig::start_with("ordered_product_events = true", Some(verifier)).await;
     let spec = fresh_order(51, "EUR");
     let m = rig.ct.create_order(orders::order(&spec));
     let body = notify::pubsub_push(&notify::message_payload(&m, PROJECT), "oidc-1").to_string();

@@ -57,6 +57,10 @@ date_field = "smsMarketingConsentAt"
 [contacts.custom_fields]
 include = ["loyaltyTier"]
 
+# Real-time events: the demo shows every event family.
+[events]
+ordered_product_events = true
+
 {stores}"#,
         api = ct.api_url(),
         auth = ct.auth_url(),

@@ -11,7 +11,8 @@ use super::{ConfigError, invalid};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvents {
-    /// Send `ordered product` (one per order line) after each `placed order` (default true).
+    /// Send `ordered product` (one per order line) after each `placed order` (default false:
+    /// each line costs a request of the brand's quota; see BENCHMARKS.md §6).
     pub ordered_product_events: Option<bool>,
     /// Send `started checkout` when a cart gains a shipping address (default false: the
     /// storefront API is the precise source).
@@ -158,7 +159,7 @@ impl EventsSettings {
             return Err(invalid("events.concurrency", "must be between 1 and 64"));
         }
         Ok(Self {
-            ordered_product_events: raw.ordered_product_events.unwrap_or(true),
+            ordered_product_events: raw.ordered_product_events.unwrap_or(false),
             checkout_on_shipping_address: raw.checkout_on_shipping_address.unwrap_or(false),
             recovery_secret_env,
             recovery_ttl: Duration::from_secs(
@@ -241,7 +242,7 @@ mod tests {
     #[test]
     fn defaults_are_documented_values() {
         let e = EventsSettings::from_raw(RawEvents::default()).unwrap();
-        assert!(e.ordered_product_events);
+        assert!(!e.ordered_product_events);
         assert!(!e.checkout_on_shipping_address);
         assert_eq!(e.recovery_ttl, Duration::from_secs(168 * 3600));
         assert_eq!(e.batch_threshold, 20);

@@ -390,17 +390,15 @@ impl Delivery {
             let ids = ids.clone();
             Box::pin(async move {
                 let until = OffsetDateTime::now_utc() + lease;
-                for id in ids {
-                    match store.extend_lease(id, &owner, until).await {
-                        Ok(true) => {}
-                        Ok(false) => return false,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot renew an outbox lease; not sending");
-                            return false;
-                        }
+                // One statement for the whole request: the permit is already granted, so the
+                // request must leave promptly.
+                match store.extend_leases(&ids, &owner, until).await {
+                    Ok(n) => n == ids.len() as u64,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew outbox leases; not sending");
+                        false
                     }
                 }
-                true
             })
         })
     }

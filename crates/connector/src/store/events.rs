@@ -441,21 +441,26 @@ impl StateStore {
         Ok(n)
     }
 
-    /// Extends `owner`'s lease on a row to `until`, right before sending it. `false` when the
-    /// lease was lost (another worker took the row): the caller must not send.
-    pub async fn extend_lease(
+    /// Extends `owner`'s lease on rows to `until`, right before sending them; returns how many
+    /// were still held by `owner` (fewer than asked: another worker took some, so the caller
+    /// must not send).
+    pub async fn extend_leases(
         &self,
-        id: i64,
+        ids: &[i64],
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids)?;
         let n = on_backend!(
             self,
-            sql = "UPDATE outbox SET lease_until = $3 \
-                   WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+            sqlite = "UPDATE outbox SET lease_until = $3 WHERE id IN (SELECT value FROM json_each($1)) \
+                      AND lease_owner = $2 AND status = 'pending'",
+            postgres = "UPDATE outbox SET lease_until = $3 \
+                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
+                        AND lease_owner = $2 AND status = 'pending'",
             |sql, pool| {
                 sqlx::query(sql)
-                    .bind(id)
+                    .bind(&ids)
                     .bind(owner)
                     .bind(to_ms(until))
                     .execute(pool)
@@ -463,7 +468,7 @@ impl StateStore {
                     .rows_affected()
             }
         );
-        Ok(n > 0)
+        Ok(n)
     }
 
     /// Records that Omnisend accepted the `/batches` request `batch_id` carrying rows `owner`
