@@ -525,21 +525,8 @@ impl Processor {
             .store
             .facts_with_prefix(&brand, &format!("order:{}:", order.id))
             .await?;
-        let locales: Vec<String> = route
-            .locales
-            .iter()
-            .map(|l| l.as_str().to_owned())
-            .collect();
-        let ctx = EventContext {
-            project_key: self.ct.project_key(),
-            locales: &locales,
-            product_url: &route.product_url,
-            order_status_url: None,
-            discount_codes: &discount_codes,
-            ordered_product_events: self.settings.events.ordered_product_events,
-            checkout_on_shipping_address: self.settings.events.checkout_on_shipping_address,
-            recovery_url: None,
-        };
+        let locales = locales_of(route);
+        let ctx = self.context(route, &locales, &discount_codes, None);
         let planned = order_events(&order, &contact, &ctx, &|f| facts.contains(f));
         // An order this connector has never seen, created long before: its history happened
         // before go-live (or before the subscription). Only the change that was notified is
@@ -594,21 +581,8 @@ impl Processor {
                 .map(|d| d.discount_code.id.clone())
                 .collect();
             let codes = self.discount_codes(&ids).await?;
-            let locales: Vec<String> = route
-                .locales
-                .iter()
-                .map(|l| l.as_str().to_owned())
-                .collect();
-            let ctx = EventContext {
-                project_key: self.ct.project_key(),
-                locales: &locales,
-                product_url: &route.product_url,
-                order_status_url: None,
-                discount_codes: &codes,
-                ordered_product_events: false,
-                checkout_on_shipping_address: false,
-                recovery_url: None,
-            };
+            let locales = locales_of(route);
+            let ctx = self.context(route, &locales, &codes, None);
             let placed = crate::mapping::events::facts::order_placed(&order.id);
             let facts = self
                 .store
@@ -742,23 +716,10 @@ impl Processor {
             .store
             .facts_with_prefix(&brand, &format!("cart:{}:", cart.id))
             .await?;
-        let locales: Vec<String> = route
-            .locales
-            .iter()
-            .map(|l| l.as_str().to_owned())
-            .collect();
-        let no_discounts = HashMap::new();
         let recovery = self.recovery_link(route, &cart);
-        let ctx = EventContext {
-            project_key: self.ct.project_key(),
-            locales: &locales,
-            product_url: &route.product_url,
-            order_status_url: None,
-            discount_codes: &no_discounts,
-            ordered_product_events: self.settings.events.ordered_product_events,
-            checkout_on_shipping_address: self.settings.events.checkout_on_shipping_address,
-            recovery_url: recovery.as_deref(),
-        };
+        let no_discounts = HashMap::new();
+        let locales = locales_of(route);
+        let ctx = self.context(route, &locales, &no_discounts, recovery.as_deref());
         match cart_events(&cart, previous.as_ref(), &contact, &ctx, &|f| {
             facts.contains(f)
         }) {
@@ -958,23 +919,10 @@ impl Processor {
                 Counted::default(),
             ));
         }
-        let locales: Vec<String> = route
-            .locales
-            .iter()
-            .map(|l| l.as_str().to_owned())
-            .collect();
-        let no_discounts = HashMap::new();
         let recovery = self.recovery_link(route, &cart);
-        let ctx = EventContext {
-            project_key: self.ct.project_key(),
-            locales: &locales,
-            product_url: &route.product_url,
-            order_status_url: None,
-            discount_codes: &no_discounts,
-            ordered_product_events: false,
-            checkout_on_shipping_address: false,
-            recovery_url: recovery.as_deref(),
-        };
+        let no_discounts = HashMap::new();
+        let locales = locales_of(route);
+        let ctx = self.context(route, &locales, &no_discounts, recovery.as_deref());
         let planned = started_checkout(&cart, &contact, &ctx).map(|p| vec![p]);
         Ok(self.planned_outcome(entry, &brand, &format!("cart:{}", cart.id), None, planned))
     }
@@ -1024,22 +972,9 @@ impl Processor {
                 "viewed product: no such published product",
             ));
         };
-        let locales: Vec<String> = route
-            .locales
-            .iter()
-            .map(|l| l.as_str().to_owned())
-            .collect();
         let no_discounts = HashMap::new();
-        let ctx = EventContext {
-            project_key: self.ct.project_key(),
-            locales: &locales,
-            product_url: &route.product_url,
-            order_status_url: None,
-            discount_codes: &no_discounts,
-            ordered_product_events: false,
-            checkout_on_shipping_address: false,
-            recovery_url: None,
-        };
+        let locales = locales_of(route);
+        let ctx = self.context(route, &locales, &no_discounts, None);
         let view = ProductView {
             product: &product,
             variant_sku: product_ref.sku.as_deref(),
@@ -1104,6 +1039,26 @@ impl Processor {
                     ..Counted::default()
                 },
             ),
+        }
+    }
+
+    /// The mapping context of a route (flags from `[events]`).
+    fn context<'a>(
+        &'a self,
+        route: &'a StoreSettings,
+        locales: &'a [String],
+        discount_codes: &'a HashMap<String, DiscountCode>,
+        recovery_url: Option<&'a str>,
+    ) -> EventContext<'a> {
+        EventContext {
+            project_key: self.ct.project_key(),
+            locales,
+            product_url: &route.product_url,
+            order_status_url: None,
+            discount_codes,
+            ordered_product_events: self.settings.events.ordered_product_events,
+            checkout_on_shipping_address: self.settings.events.checkout_on_shipping_address,
+            recovery_url,
         }
     }
 
@@ -1241,6 +1196,15 @@ fn adopted_facts(brand: &str, events: Vec<PlannedEvent>) -> Vec<(String, String,
                 .into_iter()
                 .map(move |f| (brand.to_owned(), f, id.clone()))
         })
+        .collect()
+}
+
+/// A route's locale chain as strings.
+fn locales_of(route: &StoreSettings) -> Vec<String> {
+    route
+        .locales
+        .iter()
+        .map(|l| l.as_str().to_owned())
         .collect()
 }
 
