@@ -114,20 +114,21 @@ async fn pending_entries_come_oldest_first_and_leave_once_processed(t: &TestStor
                 .await
                 .unwrap();
         }
-        let pending = s.pending_notifications(10).await.unwrap();
+        let now = datetime!(2026-11-27 10:01 UTC);
+        let pending = s.due_notifications(now, 10).await.unwrap();
         let ids: Vec<&str> = pending.iter().map(|e| e.delivery_id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(pending[0].payload["type"], "OrderCreated");
-        s.mark_notification_failed(pending[0].id, "Omnisend 503")
+        s.retry_notification(pending[0].id, "Omnisend 503", now)
             .await
             .unwrap();
-        s.mark_notification_processed(pending[1].id, datetime!(2026-11-27 10:01 UTC))
+        s.mark_notification_processed(pending[1].id, now)
             .await
             .unwrap();
-        let left = s.pending_notifications(10).await.unwrap();
+        let left = s.due_notifications(now, 10).await.unwrap();
         assert_eq!(left.len(), 2);
         assert_eq!(left[0].attempts, 1);
         assert_eq!(left[0].last_error.as_deref(), Some("Omnisend 503"));
-        assert_eq!(s.pending_notifications(1).await.unwrap().len(), 1);
+        assert_eq!(s.due_notifications(now, 1).await.unwrap().len(), 1);
     }
 }

@@ -94,7 +94,12 @@ async fn an_envelope_delivered_three_times_is_stored_once() {
     // The same change redelivered under another Pub/Sub id is a duplicate too.
     let (status, body) = s.post(pubsub("pubsub-2", "order-1", 1), Some(TOKEN)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
-    let entry = &s.store.store().pending_notifications(10).await.unwrap()[0];
+    let entry = &s
+        .store
+        .store()
+        .due_notifications(time::OffsetDateTime::now_utc(), 10)
+        .await
+        .unwrap()[0];
     assert_eq!(
         (entry.kind.as_str(), entry.resource_id.as_str()),
         ("OrderCreated", "order-1")

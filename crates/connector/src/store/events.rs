@@ -192,6 +192,47 @@ const INSERT_REJECTED: &str = "INSERT INTO rejected_records (route, entity, ct_i
                                attempts = rejected_records.attempts + 1, \
                                updated_at = excluded.updated_at";
 
+/// The columns [`event_from_row`] reads.
+macro_rules! event_columns {
+    () => {
+        "id, brand, event_id, event_name, ordering_key, lane, body, attempts, created_at, status, \
+         last_error"
+    };
+}
+
+/// `UPDATE outbox SET $set WHERE id IN (the ids) AND $cond` on either backend, returning the
+/// rows changed: `$1` is the id list (bound as one JSON array, like the other id lists of the
+/// store), the further binds are `$2`, `$3`, ….
+macro_rules! update_ids {
+    ($store:expr, $set:literal, $cond:literal, $ids:expr $(, $bind:expr)*) => {{
+        if $ids.is_empty() {
+            0u64
+        } else {
+            let ids = serde_json::to_string($ids)?;
+            on_backend!(
+                $store,
+                sqlite = concat!(
+                    "UPDATE outbox SET ", $set,
+                    " WHERE id IN (SELECT value FROM json_each($1)) AND ", $cond
+                ),
+                postgres = concat!(
+                    "UPDATE outbox SET ", $set,
+                    " WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) AND ",
+                    $cond
+                ),
+                |sql, pool| {
+                    sqlx::query(sql)
+                        .bind(&ids)
+                        $(.bind($bind))*
+                        .execute(pool)
+                        .await?
+                        .rows_affected()
+                }
+            )
+        }
+    }};
+}
+
 /// Runs `$body` in a transaction of whichever backend the store holds (`BEGIN IMMEDIATE` on
 /// SQLite, so the write lock is taken up front), committing when it succeeds.
 macro_rules! in_tx {
@@ -406,39 +447,23 @@ impl StateStore {
         Ok(rows)
     }
 
-    /// Records Omnisend's 2xx for rows `owner` holds: they become the ledger.
-    /// Returns how many rows were still held by `owner` (a lease lost to another worker is
-    /// not overwritten).
+    /// Records Omnisend's 2xx for rows `owner` holds: they become the ledger. Returns how many
+    /// rows were still held by `owner` (a lease lost to another worker is not overwritten).
     pub async fn mark_events_sent(
         &self,
         ids: &[i64],
         owner: &str,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let ids = serde_json::to_string(ids)?;
-        let n = on_backend!(
+        Ok(update_ids!(
             self,
-            sqlite = "UPDATE outbox SET status = 'sent', sent_at = $3, lease_owner = NULL, \
-                      lease_until = NULL, last_error = NULL \
-                      WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2",
-            postgres = "UPDATE outbox SET status = 'sent', sent_at = $3, lease_owner = NULL, \
-                        lease_until = NULL, last_error = NULL \
-                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
-                        AND lease_owner = $2",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(&ids)
-                    .bind(owner)
-                    .bind(to_ms(at))
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        );
-        Ok(n)
+            "status = 'sent', sent_at = $3, lease_owner = NULL, lease_until = NULL, \
+             last_error = NULL",
+            "lease_owner = $2",
+            ids,
+            owner,
+            to_ms(at)
+        ))
     }
 
     /// Extends `owner`'s lease on rows to `until`, right before sending them; returns how many
@@ -450,25 +475,14 @@ impl StateStore {
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let ids = serde_json::to_string(ids)?;
-        let n = on_backend!(
+        Ok(update_ids!(
             self,
-            sqlite = "UPDATE outbox SET lease_until = $3 WHERE id IN (SELECT value FROM json_each($1)) \
-                      AND lease_owner = $2 AND status = 'pending'",
-            postgres = "UPDATE outbox SET lease_until = $3 \
-                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
-                        AND lease_owner = $2 AND status = 'pending'",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(&ids)
-                    .bind(owner)
-                    .bind(to_ms(until))
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        );
-        Ok(n)
+            "lease_until = $3",
+            "lease_owner = $2 AND status = 'pending'",
+            ids,
+            owner,
+            to_ms(until)
+        ))
     }
 
     /// Records that Omnisend accepted the `/batches` request `batch_id` carrying rows `owner`
@@ -480,30 +494,14 @@ impl StateStore {
         owner: &str,
         batch_id: &str,
     ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let ids = serde_json::to_string(ids)?;
-        let n = on_backend!(
+        Ok(update_ids!(
             self,
-            sqlite = "UPDATE outbox SET status = 'submitted', batch_id = $3, lease_owner = NULL, \
-                      lease_until = NULL WHERE id IN (SELECT value FROM json_each($1)) \
-                      AND lease_owner = $2 AND status = 'pending'",
-            postgres = "UPDATE outbox SET status = 'submitted', batch_id = $3, \
-                        lease_owner = NULL, lease_until = NULL \
-                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
-                        AND lease_owner = $2 AND status = 'pending'",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(&ids)
-                    .bind(owner)
-                    .bind(batch_id)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        );
-        Ok(n)
+            "status = 'submitted', batch_id = $3, lease_owner = NULL, lease_until = NULL",
+            "lease_owner = $2 AND status = 'pending'",
+            ids,
+            owner,
+            batch_id
+        ))
     }
 
     /// Up to `limit` (brand, batch id) pairs of batches whose item results are still to read.
@@ -528,9 +526,11 @@ impl StateStore {
     pub async fn submitted_events(&self, batch_id: &str) -> Result<Vec<OutboxEvent>, StoreError> {
         on_backend!(
             self,
-            sql = "SELECT id, brand, event_id, event_name, ordering_key, lane, body, attempts, \
-                   created_at, status, last_error FROM outbox \
-                   WHERE status = 'submitted' AND batch_id = $1 ORDER BY id",
+            sql = concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM outbox WHERE status = 'submitted' AND batch_id = $1 ORDER BY id"
+            ),
             |sql, pool| {
                 sqlx::query(sql)
                     .bind(batch_id)
@@ -549,24 +549,12 @@ impl StateStore {
         ids: &[i64],
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids = serde_json::to_string(ids)?;
-        on_backend!(
+        update_ids!(
             self,
-            sqlite = "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL \
-                      WHERE id IN (SELECT value FROM json_each($1)) AND status = 'submitted'",
-            postgres = "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL \
-                        WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)) \
-                        AND status = 'submitted'",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(&ids)
-                    .bind(to_ms(at))
-                    .execute(pool)
-                    .await?;
-            }
+            "status = 'sent', sent_at = $2, last_error = NULL",
+            "status = 'submitted'",
+            ids,
+            to_ms(at)
         );
         Ok(())
     }
@@ -809,12 +797,16 @@ impl StateStore {
     pub async fn outbox_events(&self, brand: Option<&str>) -> Result<Vec<OutboxEvent>, StoreError> {
         on_backend!(
             self,
-            sqlite = "SELECT id, brand, event_id, event_name, ordering_key, lane, body, \
-                      attempts, created_at, status, last_error FROM outbox \
-                      WHERE $1 IS NULL OR brand = $1 ORDER BY id",
-            postgres = "SELECT id, brand, event_id, event_name, ordering_key, lane, body, \
-                        attempts, created_at, status, last_error FROM outbox \
-                        WHERE $1::text IS NULL OR brand = $1::text ORDER BY id",
+            sqlite = concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM outbox WHERE $1 IS NULL OR brand = $1 ORDER BY id"
+            ),
+            postgres = concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM outbox WHERE $1::text IS NULL OR brand = $1::text ORDER BY id"
+            ),
             |sql, pool| {
                 sqlx::query(sql)
                     .bind(brand)
@@ -835,8 +827,11 @@ impl StateStore {
     ) -> Result<Option<OutboxEvent>, StoreError> {
         on_backend!(
             self,
-            sql = "SELECT id, brand, event_id, event_name, ordering_key, lane, body, attempts, \
-                   created_at, status, last_error FROM outbox WHERE brand = $1 AND event_id = $2",
+            sql = concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM outbox WHERE brand = $1 AND event_id = $2"
+            ),
             |sql, pool| {
                 sqlx::query(sql)
                     .bind(brand)
@@ -851,25 +846,26 @@ impl StateStore {
     }
 }
 
-// One statement each: the candidate rows (pending, due, unleased or lease expired, first
-// pending row of their key), leased in the same statement.
-const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2, \
-     attempts = attempts + 1 WHERE id IN (\
-     SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.due_at <= $3 \
-     AND (o.lease_until IS NULL OR o.lease_until < $3) \
-     AND ($5 IS NULL OR o.lane = $5) \
-     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-     AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
-     ORDER BY o.lane, o.id LIMIT $4) \
-     RETURNING id, brand, event_id, event_name, ordering_key, lane, body, attempts, created_at, \
-     status, last_error";
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2, \
-     attempts = attempts + 1 WHERE id IN (\
-     SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.due_at <= $3 \
-     AND (o.lease_until IS NULL OR o.lease_until < $3) \
-     AND ($5::bigint IS NULL OR o.lane = $5::bigint) \
-     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-     AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
-     ORDER BY o.lane, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED) \
-     RETURNING id, brand, event_id, event_name, ordering_key, lane, body, attempts, created_at, \
-     status, last_error";
+/// The claim, one statement per backend: the candidate rows (pending, due, unleased or lease
+/// expired, first unfinished row of their key, in the lane if one is given), leased in the same
+/// statement. PostgreSQL casts the optional lane and skips rows another claim has locked.
+macro_rules! claim_sql {
+    ($lane:literal, $lock:literal) => {
+        concat!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT o.id FROM outbox o WHERE o.status = 'pending' \
+             AND o.due_at <= $3 AND (o.lease_until IS NULL OR o.lease_until < $3) AND (",
+            $lane,
+            " IS NULL OR o.lane = ",
+            $lane,
+            ") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+             AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
+             ORDER BY o.lane, o.id LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            event_columns!()
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!("$5", "");
+const CLAIM_POSTGRES: &str = claim_sql!("$5::bigint", " FOR UPDATE OF o SKIP LOCKED");

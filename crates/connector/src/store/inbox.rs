@@ -2,9 +2,9 @@
 //! (issue 4, "ingest is durable before it answers"), once per delivery and once per
 //! (resource, message type, sequence number).
 //!
-//! Groundwork: `ct-omnisend serve` (a later version) stores every accepted notification here in
-//! one statement and answers 2xx only when that succeeded; workers then take pending entries in
-//! arrival order and mark them processed. Dedup lives in the unique indexes, so two instances
+//! `ct-omnisend serve` stores every accepted notification here in one statement and answers 2xx
+//! only when that succeeded; the processor (`events::process`) takes due entries in arrival
+//! order and marks them processed, or due again after a backoff. Dedup lives in the unique indexes, so two instances
 //! storing the same notification at once cannot both insert it.
 
 use serde::Serialize;
@@ -122,26 +122,6 @@ impl StateStore {
         Ok(id.map_or(Stored::Duplicate, Stored::New))
     }
 
-    /// Up to `limit` entries still to process, oldest first.
-    pub async fn pending_notifications(&self, limit: i64) -> Result<Vec<InboxEntry>, StoreError> {
-        let rows = on_backend!(
-            self,
-            sql = "SELECT id, delivery_id, source, resource_type, resource_id, kind, \
-                   sequence_number, resource_version, payload, received_at, attempts, \
-                   last_error FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT $1",
-            |sql, pool| {
-                sqlx::query(sql)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(entry_from_row)
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        );
-        Ok(rows)
-    }
-
     /// Up to `limit` entries still to process whose next attempt is due at `now`, oldest
     /// first (entries that failed wait for their backoff; see
     /// [`StateStore::retry_notification`]).
@@ -210,18 +190,6 @@ impl StateStore {
                     .bind(to_ms(at))
                     .execute(pool)
                     .await?;
-            }
-        );
-        Ok(())
-    }
-
-    /// Records a failed processing attempt (the entry stays pending).
-    pub async fn mark_notification_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        on_backend!(
-            self,
-            sql = "UPDATE inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-            |sql, pool| {
-                sqlx::query(sql).bind(id).bind(error).execute(pool).await?;
             }
         );
         Ok(())
