@@ -89,6 +89,28 @@ pub fn sinks(
     Ok(out)
 }
 
+/// One Omnisend client per brand, keyed by the brand id (its API key variable), each with its
+/// own rate controller: what `serve` and `sync orders` deliver events with.
+pub fn brand_clients(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HashMap<String, OmnisendClient>, AppError> {
+    let brands = settings
+        .brands(None)
+        .map_err(|e| AppError::Client(e.to_string()))?;
+    let mut out = HashMap::new();
+    for brand in brands {
+        let key = env(&brand.id).filter(|k| !k.is_empty()).ok_or_else(|| {
+            AppError::MissingCredential(format!(
+                "the Omnisend API key variable {} is not set",
+                brand.id
+            ))
+        })?;
+        out.insert(brand.id.clone(), omnisend_client(settings, key)?);
+    }
+    Ok(out)
+}
+
 /// An Omnisend client for one brand's API key, with its own rate controller.
 pub fn omnisend_client(settings: &Settings, api_key: String) -> Result<OmnisendClient, AppError> {
     let o = &settings.omnisend;

@@ -348,14 +348,7 @@ type ServeTask = tokio::task::JoinHandle<std::io::Result<()>>;
 async fn start_serve(
     settings: &Settings,
 ) -> anyhow::Result<(ServeTask, tokio_util::sync::CancellationToken, String)> {
-    let mut clients = std::collections::HashMap::new();
-    for brand in settings.brands(None)? {
-        let key = demo_env(&brand.id).context("demo brand key")?;
-        clients.insert(
-            brand.id.clone(),
-            connector::app::omnisend_client(settings, key)?,
-        );
-    }
+    let clients = connector::app::brand_clients(settings, &demo_env)?;
     let service = connector::serve::Service {
         settings: std::sync::Arc::new(settings.clone()),
         store: StateStore::connect(&settings.state_url).await?,

@@ -7,7 +7,6 @@
 //! ledger, so an order already sent in real time is not sent again, and running the import
 //! twice sends nothing new.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,13 +68,7 @@ pub async fn run(
     let started = Instant::now();
     let store = StateStore::connect(&settings.state_url).await?;
     let ct = app::commercetools_client(settings)?;
-    let mut clients = HashMap::new();
-    for brand in settings.brands(None)? {
-        let key = env(&brand.id)
-            .filter(|k| !k.is_empty())
-            .with_context(|| format!("the Omnisend API key variable {} is not set", brand.id))?;
-        clients.insert(brand.id.clone(), app::omnisend_client(settings, key)?);
-    }
+    let clients = app::brand_clients(settings, env)?;
     let processor = Processor::new(
         store.clone(),
         ct.clone(),

@@ -1,6 +1,5 @@
 //! `ct-omnisend serve`: wiring of [`connector::serve`] from settings and environment.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,13 +49,7 @@ pub async fn serve(
             )
         })?;
     let ct = app::commercetools_client(&settings)?;
-    let mut clients = HashMap::new();
-    for brand in settings.brands(None)? {
-        let key = env(&brand.id)
-            .filter(|k| !k.is_empty())
-            .with_context(|| format!("the Omnisend API key variable {} is not set", brand.id))?;
-        clients.insert(brand.id.clone(), app::omnisend_client(&settings, key)?);
-    }
+    let clients = app::brand_clients(&settings, env)?;
     let webhook_token = secret(env, connector::config::env::CT_OMNISEND_WEBHOOK_TOKEN);
     let oidc = settings.server.oidc.as_ref().map(|o| {
         OidcVerifier::new(

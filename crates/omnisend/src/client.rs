@@ -269,6 +269,14 @@ impl OmnisendClient {
         &self,
         request: &models::BatchRequest,
     ) -> Result<BatchCreated, OmnisendError> {
+        self.submit_batch_with(request, None).await
+    }
+
+    async fn submit_batch_with(
+        &self,
+        request: &models::BatchRequest,
+        guard: Option<&SendGuard>,
+    ) -> Result<BatchCreated, OmnisendError> {
         let n = request.items.len();
         if n == 0 || n > models::limits::BATCH_ITEMS {
             return Err(OmnisendError::Invalid(format!(
@@ -283,7 +291,7 @@ impl OmnisendClient {
             with_origin.origin = Some(self.inner.config.origin.clone());
             Call::new(Method::POST, &["batches"]).json(&with_origin)?
         };
-        let resp = self.execute(&call).await?;
+        let resp = self.execute_guarded(&call, guard).await?;
         self.decode_success(&call, resp)
     }
 
@@ -339,13 +347,7 @@ impl OmnisendClient {
         body: &serde_json::Value,
         guard: &SendGuard,
     ) -> Result<(), OmnisendError> {
-        let call = Call::new(Method::POST, &["events"]).json(body)?;
-        let resp = self.execute_guarded(&call, Some(guard)).await?;
-        if resp.is_success() {
-            Ok(())
-        } else {
-            Err(rejected(&call.method, call.path(), resp))
-        }
+        self.post_event_with(body, Some(guard)).await
     }
 
     /// [`OmnisendClient::submit_batch`] with a guard (see
@@ -355,27 +357,22 @@ impl OmnisendClient {
         request: &models::BatchRequest,
         guard: &SendGuard,
     ) -> Result<BatchCreated, OmnisendError> {
-        let n = request.items.len();
-        if n == 0 || n > models::limits::BATCH_ITEMS {
-            return Err(OmnisendError::Invalid(format!(
-                "a batch must have 1 to {} items, got {n}",
-                models::limits::BATCH_ITEMS
-            )));
-        }
-        let mut with_origin = request.clone();
-        if with_origin.origin.is_none() {
-            with_origin.origin = Some(self.inner.config.origin.clone());
-        }
-        let call = Call::new(Method::POST, &["batches"]).json(&with_origin)?;
-        let resp = self.execute_guarded(&call, Some(guard)).await?;
-        self.decode_success(&call, resp)
+        self.submit_batch_with(request, Some(guard)).await
     }
 
     /// `POST /events` (accepted asynchronously with 202). Note: real-time events are not
     /// deduplicated by Omnisend, so a retry after a lost response can deliver an event twice.
     pub async fn post_event(&self, body: &serde_json::Value) -> Result<(), OmnisendError> {
+        self.post_event_with(body, None).await
+    }
+
+    async fn post_event_with(
+        &self,
+        body: &serde_json::Value,
+        guard: Option<&SendGuard>,
+    ) -> Result<(), OmnisendError> {
         let call = Call::new(Method::POST, &["events"]).json(body)?;
-        let resp = self.execute(&call).await?;
+        let resp = self.execute_guarded(&call, guard).await?;
         if resp.is_success() {
             Ok(())
         } else {

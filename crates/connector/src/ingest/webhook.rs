@@ -105,7 +105,7 @@ fn problem(status: u16, title: &str, detail: &str) -> Response {
 
 /// Constant-time comparison (no early exit on the first differing byte), so the token cannot
 /// be guessed byte by byte from response times. Hand-written: a dozen lines, not worth a crate.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
