@@ -75,6 +75,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 mod contacts;
 mod events;
+mod schedule;
 pub use contacts::{
     AddressKind, ChannelConsentSettings, ContactsSettings, CustomFieldSettings, PhoneSource,
     PrimaryIdentifier, RESERVED_PROPERTIES, RawChannelConsent, RawConsentRule, RawContacts,
@@ -83,6 +84,7 @@ pub use contacts::{
 pub use events::{
     EventsSettings, GOOGLE_JWKS_URL, OidcConfig, RawEvents, RawOidc, RawServer, ServerSettings,
 };
+pub use schedule::{CronSchedule, RawSchedule, ScheduleSettings};
 
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly the TOML shape.
@@ -206,6 +208,9 @@ pub struct RawSettings {
     /// `[server]`.
     #[serde(default)]
     pub server: RawServer,
+    /// `[schedule]`.
+    #[serde(default)]
+    pub schedule: RawSchedule,
     /// `[[stores]]`.
     #[serde(default)]
     pub stores: Vec<RawStore>,
@@ -519,6 +524,8 @@ pub struct Settings {
     pub events: EventsSettings,
     /// `serve`.
     pub server: ServerSettings,
+    /// `serve`'s scheduled jobs.
+    pub schedule: ScheduleSettings,
     /// Store routes.
     pub stores: Vec<StoreSettings>,
 }
@@ -640,6 +647,7 @@ impl Settings {
         let contacts = ContactsSettings::from_raw(raw.contacts)?;
         let events = EventsSettings::from_raw(raw.events)?;
         let server = ServerSettings::from_raw(raw.server)?;
+        let schedule = ScheduleSettings::from_raw(raw.schedule)?;
 
         if raw.stores.is_empty() {
             return Err(invalid(
@@ -713,6 +721,7 @@ impl Settings {
             contacts,
             events,
             server,
+            schedule,
             stores,
         })
     }

@@ -2,6 +2,7 @@
 //! The two API crates (`commercetools`, `omnisend`) meet only here.
 
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod consent;
 pub mod events;
@@ -9,6 +10,8 @@ pub mod identity;
 pub mod ingest;
 pub mod mapping;
 pub mod recovery;
+pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod telemetry;

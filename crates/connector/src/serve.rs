@@ -2,19 +2,24 @@
 //!
 //! * Routes: `POST /webhooks/commercetools` ([`crate::ingest::webhook`]), `POST
 //!   /events/storefront` ([`crate::events::storefront`]), `GET /healthz` (process up),
-//!   `GET /readyz` (state store answers, workers running).
+//!   `GET /readyz` (state store answers, workers running, no sync cursor older than
+//!   `server.ready_max_cursor_age_secs` while deltas are scheduled), `GET /metrics`
+//!   (Prometheus text, [`crate::telemetry`], `docs/metrics.md`).
 //! * Every response carries an `x-request-id` (the caller's, or a new UUID); requests time out
 //!   after `server.request_timeout_secs` (408); bodies are limited to 1 MiB. URIs are not
 //!   logged (the webhook token may travel as `?token=`).
 //! * Workers: the inbox processor ([`crate::events::process`]) and outbox delivery
-//!   ([`crate::events::deliver`]), woken as soon as something is stored or queued; and a
-//!   change-sync worker: customer and product/category notifications run the contacts or
-//!   catalog **delta sync** (the same mapping, planning and writes as `sync`, sharing the
-//!   brand's rate controller), debounced by [`RESYNC_DEBOUNCE`] so a burst of messages costs
+//!   ([`crate::events::deliver`]), woken as soon as something is stored or queued; the
+//!   [`Scheduler`] (delta syncs per entity and store, the full refresh; each job on one instance
+//!   at a time); and a forwarder turning customer and product/category notifications into
+//!   durable delta-run requests, debounced by [`RESYNC_DEBOUNCE`] so a burst of messages costs
 //!   one run.
+//! * On PostgreSQL each brand's rate controller also takes from the request budget shared by
+//!   every instance on the database ([`crate::budget`]).
 //! * Shutdown (SIGTERM/SIGINT or the [`CancellationToken`]): stop accepting, let in-flight
 //!   requests finish, stop the workers after their current round (a delivery worker releases
-//!   its leases), then return — within `server.shutdown_grace_secs`.
+//!   its leases, the scheduler stops its runs and releases their job leases), then return —
+//!   within `server.shutdown_grace_secs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +32,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use commercetools::CtClient;
+use metrics_exporter_prometheus::PrometheusHandle;
 use omnisend::OmnisendClient;
 use secrecy::SecretString;
 use serde_json::json;
@@ -35,6 +41,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::events::deliver::Delivery;
@@ -42,10 +49,10 @@ use crate::events::process::{Processor, ResyncRequests};
 use crate::events::storefront::{self, StorefrontState};
 use crate::ingest::oidc::OidcVerifier;
 use crate::ingest::webhook::{self, WebhookState};
+use crate::schedule::{self, JobKind, JobSpec, Scheduler, SyncRunner};
 use crate::store::StateStore;
-use crate::sync::catalog::{CatalogOptions, CatalogSync};
-use crate::sync::contacts::{ContactOptions, ContactSync};
 use crate::sync::sink::Sink;
+use crate::telemetry;
 
 /// How long the change-sync worker gathers notifications before it runs.
 pub const RESYNC_DEBOUNCE: Duration = Duration::from_secs(1);
@@ -78,6 +85,8 @@ pub struct Service {
 struct Health {
     store: StateStore,
     workers_up: Arc<AtomicBool>,
+    /// Cursors older than this make the instance unready (`None` = not checked).
+    max_cursor_age: Option<Duration>,
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -87,15 +96,51 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     let db = h.store.ping().await.is_ok();
     let workers = h.workers_up.load(Ordering::Relaxed);
-    let status = if db && workers {
+    let mut stale: Vec<String> = Vec::new();
+    if let (true, Some(max)) = (db, h.max_cursor_age) {
+        let now = time::OffsetDateTime::now_utc();
+        if let Ok(cursors) = h.store.cursors().await {
+            stale = cursors
+                .into_iter()
+                .filter(|c| now - c.updated_at > max)
+                .map(|c| format!("{}:{}", c.entity, c.route))
+                .collect();
+        }
+    }
+    let status = if db && workers && stale.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        axum::Json(json!({"database": db, "workers": workers})),
+        axum::Json(json!({"database": db, "workers": workers, "stale_cursors": stale})),
     )
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    handle: PrometheusHandle,
+    store: StateStore,
+    clients: Arc<HashMap<String, OmnisendClient>>,
+}
+
+async fn metrics(State(m): State<MetricsState>) -> axum::response::Response {
+    match telemetry::render(&m.handle, &m.store, &m.clients).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the state store");
+            (StatusCode::SERVICE_UNAVAILABLE, "state store unavailable\n").into_response()
+        }
+    }
 }
 
 /// The HTTP routes with their layers.
@@ -110,20 +155,43 @@ pub fn router(service: &Service, inbox_wake: Arc<Notify>, workers_up: Arc<Atomic
         service.storefront_token.clone(),
         Some(inbox_wake),
     );
+    let schedule = &service.settings.schedule;
     let health = Health {
         store: service.store.clone(),
         workers_up,
+        max_cursor_age: service.settings.server.ready_max_cursor_age.filter(|_| {
+            schedule.enabled
+                && (schedule.catalog_delta.is_some() || schedule.contacts_delta.is_some())
+        }),
+    };
+    let metrics_state = MetricsState {
+        handle: telemetry::install(),
+        store: service.store.clone(),
+        clients: Arc::new(service.clients.clone()),
     };
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(health))
+        .route("/metrics", get(metrics).with_state(metrics_state))
         .merge(webhook::router(hook))
         .merge(storefront::router(front))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             service.settings.server.request_timeout,
         ))
+        // Every log line of a request carries its id. The path only: the query may hold the
+        // webhook token, and headers are never logged.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
@@ -134,6 +202,13 @@ pub async fn run(
     listener: TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let shared = crate::budget::share(&service.store, service.clients.values());
+    if shared > 0 {
+        tracing::info!(
+            brands = shared,
+            "request budget shared with the other instances on this database"
+        );
+    }
     let inbox_wake = Arc::new(Notify::new());
     let delivery_wake = Arc::new(Notify::new());
     let workers_up = Arc::new(AtomicBool::new(true));
@@ -173,12 +248,27 @@ pub async fn run(
         service.settings.events.retention,
         workers_stop.clone(),
     ));
-    let syncing = tokio::spawn(change_syncs(
-        service.settings.clone(),
+    let jobs = schedule::plan_jobs(&service.settings);
+    let scheduler_wake = Arc::new(Notify::new());
+    let scheduler = Scheduler::new(
         service.store.clone(),
-        service.ct.clone(),
-        sinks,
+        jobs.clone(),
+        Arc::new(SyncRunner::new(
+            service.ct.clone(),
+            service.store.clone(),
+            service.settings.clone(),
+            sinks,
+        )),
+        service.instance.clone(),
+        service.settings.schedule.lease,
+    )
+    .with_wake(scheduler_wake.clone());
+    let scheduling = tokio::spawn(scheduler.run(workers_stop.clone()));
+    let forwarding = tokio::spawn(forward_resync_requests(
+        service.store.clone(),
+        jobs,
         resync,
+        scheduler_wake,
         workers_stop.clone(),
     ));
     // Anything left from a previous run (a crash between acknowledgement and delivery) is
@@ -196,7 +286,8 @@ pub async fn run(
     let joined = tokio::time::timeout(grace, async {
         let _ = processing.await;
         let _ = delivering.await;
-        let _ = syncing.await;
+        let _ = scheduling.await;
+        let _ = forwarding.await;
         let _ = pruning.await;
     })
     .await;
@@ -239,13 +330,13 @@ async fn prune_periodically(
     }
 }
 
-/// Runs the delta syncs notifications ask for, one at a time, until `stop`.
-async fn change_syncs(
-    settings: Arc<Settings>,
+/// Turns the delta syncs change notifications ask for into durable job requests (debounced by
+/// [`RESYNC_DEBOUNCE`]), which the scheduler of whichever instance looks first runs.
+async fn forward_resync_requests(
     store: StateStore,
-    ct: CtClient,
-    sinks: HashMap<String, Sink>,
+    jobs: Vec<JobSpec>,
     requests: Arc<ResyncRequests>,
+    scheduler_wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
     loop {
@@ -258,48 +349,24 @@ async fn change_syncs(
             () = tokio::time::sleep(RESYNC_DEBOUNCE) => {}
         }
         let (customers, catalog) = requests.take();
-        if catalog {
-            let engine = CatalogSync::new(
-                ct.clone(),
-                store.clone(),
-                (*settings).clone(),
-                sinks.clone(),
-            );
-            let opts = CatalogOptions {
-                full: false,
-                store: None,
-            };
-            match engine.run(&opts, &|_| {}).await {
-                Ok(runs) => tracing::info!(
-                    runs = runs.len(),
-                    "catalog delta sync after change notifications"
+        let now = time::OffsetDateTime::now_utc();
+        for (wanted, kind) in [(catalog, JobKind::Catalog), (customers, JobKind::Contacts)] {
+            if !wanted {
+                continue;
+            }
+            match Scheduler::request(&store, &jobs, kind, now).await {
+                Ok(n) => tracing::info!(
+                    jobs = n,
+                    kind = kind.as_str(),
+                    "delta runs requested after change notifications"
                 ),
                 Err(e) => {
-                    tracing::warn!(error = %e, "catalog delta sync after change notifications failed")
+                    // Left to the next scheduled delta run, which reads the same changes.
+                    tracing::warn!(error = %e, kind = kind.as_str(), "cannot request delta runs")
                 }
             }
         }
-        if customers {
-            let engine = ContactSync::new(
-                ct.clone(),
-                store.clone(),
-                (*settings).clone(),
-                sinks.clone(),
-            );
-            let opts = ContactOptions {
-                full: false,
-                store: None,
-            };
-            match engine.run(&opts).await {
-                Ok(runs) => tracing::info!(
-                    runs = runs.len(),
-                    "contacts delta sync after change notifications"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "contacts delta sync after change notifications failed")
-                }
-            }
-        }
+        scheduler_wake.notify_one();
     }
 }
 

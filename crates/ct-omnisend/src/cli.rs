@@ -273,6 +273,8 @@ pub async fn sync(
     };
     let ct = app::commercetools_client(settings)?;
     let sinks = app::sinks(settings, env, dry_output.clone())?;
+    // On PostgreSQL a sync shares the brand's request budget with running `serve` instances.
+    connector::budget::share(&store, sinks.values().filter_map(|s| s.client()));
     let bars = output::Bars::new(!args.json && args.dry_run.as_deref() != Some("-"));
     let summaries = async {
         let mut out = Vec::new();

@@ -69,6 +69,7 @@ pub async fn run(
     let store = StateStore::connect(&settings.state_url).await?;
     let ct = app::commercetools_client(settings)?;
     let clients = app::brand_clients(settings, env)?;
+    connector::budget::share(&store, clients.values());
     let processor = Processor::new(
         store.clone(),
         ct.clone(),

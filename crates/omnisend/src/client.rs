@@ -455,6 +455,7 @@ impl OmnisendClient {
             if let Some(body) = &call.body {
                 request = request.body(body.clone());
             }
+            let sent_at = tokio::time::Instant::now();
             let outcome = match request.send().await {
                 Err(err) => Attempt::from_transport(&err, None),
                 Ok(response) => {
@@ -485,6 +486,7 @@ impl OmnisendClient {
                     }
                 }
             };
+            record_request(call, &outcome, sent_at.elapsed());
             match outcome {
                 Attempt::Done(response) => {
                     inner.rate.on_success();
@@ -570,5 +572,46 @@ pub(crate) fn rejected(method: &Method, path: String, resp: Response) -> Omnisen
             resp.problem
                 .unwrap_or_else(|| Problem::parse(status, &resp.body)),
         ),
+    }
+}
+
+/// The request metrics of docs/metrics.md: duration by endpoint (first path segment: a bounded
+/// set), method and status class, and the 429s.
+fn record_request(call: &Call, outcome: &Attempt, elapsed: Duration) {
+    let endpoint: &'static str = match call.segments.first().map_or("", String::as_str) {
+        "contacts" => "contacts",
+        "products" => "products",
+        "categories" => "categories",
+        "events" => "events",
+        "batches" => "batches",
+        _ => "other",
+    };
+    let status = match outcome {
+        Attempt::Done(r) => status_class(r.status),
+        Attempt::Retry {
+            status: Some(s), ..
+        } => status_class(*s),
+        Attempt::Retry { status: None, .. } | Attempt::Fail(_) => "error",
+    };
+    metrics::histogram!(
+        "ct_omnisend_omnisend_request_duration_seconds",
+        "endpoint" => endpoint,
+        "method" => call.method.as_str().to_owned(),
+        "status" => status,
+    )
+    .record(elapsed.as_secs_f64());
+    if status == "429" {
+        metrics::counter!("ct_omnisend_omnisend_throttled_total", "endpoint" => endpoint)
+            .increment(1);
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        429 => "429",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }

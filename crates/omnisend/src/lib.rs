@@ -31,7 +31,7 @@ pub use config::OmnisendConfig;
 pub use error::OmnisendError;
 pub use models::BatchCreated;
 pub use problem::{FieldError, Problem};
-pub use rate::RateController;
+pub use rate::{BudgetDecision, RateController, SharedBudget};
 pub use retry::{RetryAction, classify_status, classify_transport};
 
 /// The Omnisend API version this crate speaks, sent as the `Omnisend-Version` header.

@@ -16,13 +16,21 @@
 //!    10 s without throttling during which senders actually had to wait for a permit adds 5 % of
 //!    the ceiling back, up to the ceiling.
 //!
+//! 4. **Optionally, a budget shared with other processes** ([`SharedBudget`]): after its own
+//!    permit, a sender also takes a unit from the shared budget (e.g. a PostgreSQL row per brand
+//!    and second, used by every instance of a multi-instance deployment) and waits while that
+//!    is exhausted. The local pacing keeps each process smooth; the shared budget keeps the
+//!    instances together under the brand's limit.
+//!
 //! It is hand-written because `governor` cannot change its quota in place and a rebuilt limiter
 //! starts with a full bucket. All timing uses `tokio::time`, so it runs under
 //! `tokio::time::pause()`.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -48,6 +56,23 @@ pub const INCREASE_INTERVAL: Duration = Duration::from_secs(10);
 /// Two 429s closer than this count as one throttling episode (one decrease).
 pub const DECREASE_GUARD: Duration = Duration::from_secs(1);
 
+/// The answer of a [`SharedBudget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetDecision {
+    /// One request may leave now.
+    Granted,
+    /// The budget is used up; ask again after this long.
+    RetryAfter(Duration),
+}
+
+/// A request budget shared with other processes (see the module docs, point 4). Implementations
+/// decide what happens when their store is unreachable (e.g. answer `RetryAfter`, so that no
+/// request leaves uncounted).
+pub trait SharedBudget: Send + Sync + 'static {
+    /// Takes one unit, or says how long to wait before asking again.
+    fn take(&self) -> Pin<Box<dyn Future<Output = BudgetDecision> + Send + '_>>;
+}
+
 /// Per-brand rate controller shared by every clone (an `Arc` inside).
 ///
 /// Guarantees at most `requests_per_minute` permits in any sliding 60 s window, and at most
@@ -65,6 +90,8 @@ struct Inner {
     priority_waiting: AtomicUsize,
     /// Notified when the last priority sender got its permit.
     priority_done: Notify,
+    /// Budget shared with other processes, if any.
+    shared: OnceLock<Arc<dyn SharedBudget>>,
 }
 
 struct State {
@@ -121,8 +148,20 @@ impl RateController {
                 }),
                 priority_waiting: AtomicUsize::new(0),
                 priority_done: Notify::new(),
+                shared: OnceLock::new(),
             }),
         }
+    }
+
+    /// Makes every permit also take a unit of `budget` (once per controller; a second call is
+    /// ignored and returns `false`).
+    pub fn share_budget(&self, budget: Arc<dyn SharedBudget>) -> bool {
+        self.inner.shared.set(budget).is_ok()
+    }
+
+    /// Whether a [`SharedBudget`] is attached.
+    pub fn has_shared_budget(&self) -> bool {
+        self.inner.shared.get().is_some()
     }
 
     /// The configured ceiling (requests per minute).
@@ -191,7 +230,13 @@ impl RateController {
             // A 429 reported while we slept pauses everyone, us included: take a new slot.
             let paused_until = self.state().paused_until;
             if paused_until.is_none_or(|p| p <= at) {
-                return;
+                break;
+            }
+        }
+        if let Some(shared) = self.inner.shared.get() {
+            while let BudgetDecision::RetryAfter(wait) = shared.take().await {
+                self.state().saturated = true;
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -64,6 +64,9 @@ pub struct RawServer {
     pub request_timeout_secs: Option<u64>,
     /// Seconds to finish in-flight work after SIGTERM/SIGINT (default 10).
     pub shutdown_grace_secs: Option<u64>,
+    /// `/readyz` answers 503 while a sync cursor is older than this many seconds, when delta
+    /// runs are scheduled (default 86400; 0 = not checked).
+    pub ready_max_cursor_age_secs: Option<u64>,
     /// Pub/Sub push OIDC verification (in addition to the webhook token).
     #[serde(default)]
     pub oidc: Option<RawOidc>,
@@ -118,6 +121,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Oldest acceptable sync cursor for readiness (`None` = not checked).
+    pub ready_max_cursor_age: Option<Duration>,
     /// OIDC verification, when configured.
     pub oidc: Option<OidcConfig>,
 }
@@ -230,6 +235,10 @@ impl ServerSettings {
                 raw.shutdown_grace_secs,
                 10,
             )?),
+            ready_max_cursor_age: match raw.ready_max_cursor_age_secs.unwrap_or(86_400) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             oidc,
         })
     }

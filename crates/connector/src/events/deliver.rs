@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::EventsSettings;
 use crate::store::{Lane, NewRejected, OutboxEvent, StateStore, StoreError};
+use crate::telemetry;
 
 /// Entity name of events in rejected records.
 pub const EVENT: &str = "event";
@@ -117,6 +118,15 @@ pub struct RoundStats {
     pub rejected: usize,
     /// `/batches` requests made.
     pub batches: usize,
+}
+
+impl RoundStats {
+    /// Counts this round's outcomes in the delivery metrics.
+    fn record(&self, mode: &'static str) {
+        telemetry::deliveries("sent", mode, self.sent as u64);
+        telemetry::deliveries("retried", mode, self.retried as u64);
+        telemetry::deliveries("rejected", mode, self.rejected as u64);
+    }
 }
 
 impl std::ops::AddAssign for RoundStats {
@@ -289,6 +299,7 @@ impl Delivery {
                 let result = client.post_event_guarded(&e.body, &*guard).await;
                 if let Err(OmnisendError::Withdrawn { .. }) = result {
                     tracing::info!(event_id = %e.event_id, "lease lost before sending; another worker has the event");
+                    telemetry::deliveries("withdrawn", "single", 1);
                     return Ok(stats);
                 }
                 match classify(&result) {
@@ -311,6 +322,7 @@ impl Delivery {
                         self.reject(&e, field, &reason).await?;
                     }
                 }
+                stats.record("single");
                 Ok(stats)
             })
             .buffer_unordered(self.settings.concurrency)
@@ -346,6 +358,7 @@ impl Delivery {
         match client.submit_batch_guarded(&request, &*guard).await {
             Err(OmnisendError::Withdrawn { .. }) => {
                 tracing::info!("lease lost before sending a batch; another worker has its events");
+                telemetry::deliveries("withdrawn", "batch", held.len() as u64);
                 Ok(stats)
             }
             Ok(created) => {
@@ -355,6 +368,7 @@ impl Delivery {
                     .mark_events_submitted(&ids, &self.owner, &created.batch_id)
                     .await?;
                 stats.sent = usize::try_from(n).unwrap_or(0);
+                telemetry::deliveries("submitted", "batch", n);
                 Ok(stats)
             }
             // A refused batch is retried item by item, so one bad event cannot hold back a
@@ -370,6 +384,7 @@ impl Delivery {
                         stats.retried += 1;
                         self.retry(e, &reason).await?;
                     }
+                    telemetry::deliveries("retried", "batch", held.len() as u64);
                     Ok(stats)
                 }
                 Verdict::Sent => Ok(stats),
@@ -503,6 +518,7 @@ impl Delivery {
                     Verdict::Sent => sent.push(e.id),
                     Verdict::Retry(reason) => {
                         stats.retried += 1;
+                        telemetry::deliveries("retried", "batch", 1);
                         let due = OffsetDateTime::now_utc()
                             + backoff(
                                 e.attempts,
@@ -514,6 +530,7 @@ impl Delivery {
                     }
                     Verdict::Reject { field, reason } => {
                         stats.rejected += 1;
+                        telemetry::deliveries("rejected", "batch", 1);
                         tracing::warn!(event = %e.event_name, event_id = %e.event_id, "event rejected in a batch");
                         self.store
                             .reject_submitted_event(e.id, &reason, &rejection(&e, field, &reason))
@@ -524,6 +541,7 @@ impl Delivery {
             self.store
                 .settle_submitted_sent(&sent, OffsetDateTime::now_utc())
                 .await?;
+            telemetry::deliveries("sent", "batch", sent.len() as u64);
         }
         Ok(stats)
     }

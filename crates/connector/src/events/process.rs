@@ -315,6 +315,16 @@ impl Processor {
         if total.queued > 0 {
             self.delivery.notify_one();
         }
+        crate::telemetry::notifications_processed(
+            "applied",
+            (total.processed
+                - total.stale.min(total.processed)
+                - total.rejected.min(total.processed)) as u64,
+        );
+        crate::telemetry::notifications_processed("stale", total.stale as u64);
+        crate::telemetry::notifications_processed("rejected", total.rejected as u64);
+        crate::telemetry::notifications_processed("retried", total.failed as u64);
+        crate::telemetry::events_queued(total.queued as u64, total.duplicates as u64);
         if total.processed > 0 {
             *self.totals.lock().unwrap_or_else(|e| e.into_inner()) += total;
             tracing::info!(

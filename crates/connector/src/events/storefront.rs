@@ -271,6 +271,10 @@ pub fn router(state: StorefrontState) -> Router {
     Router::new()
         .route("/events/storefront", post(storefront))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(|r: Response| async move {
+            crate::telemetry::count_ingest("storefront", r.status());
+            r
+        }))
         .with_state(state)
 }
 

@@ -80,6 +80,10 @@ pub fn router(state: WebhookState) -> Router {
         .route("/webhooks/commercetools", post(commercetools))
         // One byte over the limit is enough to refuse; parse() checks the exact size too.
         .layer(DefaultBodyLimit::max(MAX_BODY + 1))
+        .layer(axum::middleware::map_response(|r: Response| async move {
+            crate::telemetry::count_ingest("commercetools", r.status());
+            r
+        }))
         .with_state(state)
 }
 
@@ -253,7 +257,10 @@ async fn commercetools(
                 at: now,
             };
             match state.store.add_rejected(&rejected).await {
-                Ok(_) => answer(StatusCode::ACCEPTED, json!({"status": "rejected"})),
+                Ok(_) => {
+                    crate::telemetry::webhook_rejected("commercetools", "unprocessable");
+                    answer(StatusCode::ACCEPTED, json!({"status": "rejected"}))
+                }
                 Err(se) => {
                     tracing::warn!(error = %se, "could not record an unprocessable notification; answering 503");
                     problem(

@@ -50,6 +50,11 @@ const SQLITE: &[Embedded] = &[
         description: "events",
         sql: include_str!("../../migrations/sqlite/0005_events.sql"),
     },
+    Embedded {
+        version: 6,
+        description: "jobs",
+        sql: include_str!("../../migrations/sqlite/0006_jobs.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -77,6 +82,11 @@ const POSTGRES: &[Embedded] = &[
         version: 5,
         description: "events",
         sql: include_str!("../../migrations/postgres/0005_events.sql"),
+    },
+    Embedded {
+        version: 6,
+        description: "jobs",
+        sql: include_str!("../../migrations/postgres/0006_jobs.sql"),
     },
 ];
 

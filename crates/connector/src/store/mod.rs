@@ -164,6 +164,9 @@ macro_rules! on_backend {
 mod contacts;
 mod events;
 mod inbox;
+mod jobs;
+
+pub use jobs::{BUDGET_WINDOW_SECS, BudgetGrant, JobState, QueueGauges};
 
 impl StateStore {
     /// Opens (creating if needed) the state database at `url` and runs the

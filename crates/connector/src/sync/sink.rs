@@ -58,6 +58,14 @@ impl DryRun {
 }
 
 impl Sink {
+    /// The Omnisend client of a live sink.
+    pub fn client(&self) -> Option<&OmnisendClient> {
+        match self {
+            Sink::Live(c) => Some(c),
+            Sink::DryRun(_) => None,
+        }
+    }
+
     /// Whether this is a dry run.
     pub fn is_dry_run(&self) -> bool {
         matches!(self, Sink::DryRun(_))
