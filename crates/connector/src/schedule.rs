@@ -6,10 +6,11 @@
 //! * **Jobs** ([`plan_jobs`]): `catalog:<store>` per store route and `contacts:<store>` per brand
 //!   (named after the brand's first store). Both the delta and the full run of an entity and
 //!   store are the same job, so they never overlap.
-//! * **When** ([`decide`], a pure function): a full run when the cron schedule fired since the
-//!   last full run (or since the job was first seen); else a delta run when one was requested or
-//!   the interval passed since the last start (or since the job was first seen: a new instance
-//!   does not sync at start-up; `sync` does the first run).
+//! * **When** ([`decide`], a pure function): a run that started but never finished (its
+//!   instance died or stopped) is redone at once; else a full run when the cron schedule fired
+//!   since the last full run (or since the job was first seen); else a delta run when one was
+//!   requested or the interval passed since the last start (or since the job was first seen: a
+//!   new instance does not sync at start-up; `sync` does the first run).
 //! * **Who**: every instance looks once per [`TICK`]; the one whose
 //!   [`StateStore::try_start_job`] succeeds runs the job and renews its lease every third of
 //!   `schedule.lease_secs`. If it dies, the lease runs out and the job is due again elsewhere.
@@ -53,6 +54,8 @@ pub enum Clock {
         /// The tokio instant `at` corresponds to.
         since: tokio::time::Instant,
     },
+    /// A time that moves only when told ([`Clock::advance`]); clones share it.
+    Manual(Arc<Mutex<OffsetDateTime>>),
 }
 
 impl Clock {
@@ -64,11 +67,24 @@ impl Clock {
         }
     }
 
+    /// A manual clock reading `at` until advanced.
+    pub fn manual(at: OffsetDateTime) -> Self {
+        Clock::Manual(Arc::new(Mutex::new(at)))
+    }
+
+    /// Moves a manual clock forward by `by` (other clocks ignore it).
+    pub fn advance(&self, by: Duration) {
+        if let Clock::Manual(t) = self {
+            *lock(t) += by;
+        }
+    }
+
     /// The current time.
     pub fn now(&self) -> OffsetDateTime {
         match self {
             Clock::System => OffsetDateTime::now_utc(),
             Clock::Anchored { at, since } => *at + since.elapsed(),
+            Clock::Manual(t) => *lock(t),
         }
     }
 }
@@ -168,6 +184,14 @@ pub fn decide(job: &JobSpec, state: &JobState, now: OffsetDateTime) -> Option<Ru
     if state.lease_owner.is_some() && state.lease_until.is_some_and(|until| until >= now) {
         return None;
     }
+    // A run that started but never finished (its instance died or was stopped) is redone at
+    // once, in its own mode.
+    if let Some(started) = state.last_started
+        && state.last_finished.is_none_or(|f| f < started)
+    {
+        let full = state.last_full == Some(started);
+        return Some(if full { RunMode::Full } else { RunMode::Delta });
+    }
     if let Some(cron) = &job.full {
         let anchor = state.last_full.unwrap_or(state.created_at);
         if cron.next_after(anchor).is_some_and(|at| at <= now) {
@@ -264,6 +288,7 @@ pub struct Scheduler {
     lease: Duration,
     clock: Clock,
     wake: Arc<Notify>,
+    tick: Duration,
 }
 
 impl Scheduler {
@@ -283,7 +308,14 @@ impl Scheduler {
             lease,
             clock: Clock::System,
             wake: Arc::new(Notify::new()),
+            tick: TICK,
         }
+    }
+
+    /// Looks for due jobs every `tick` instead of every [`TICK`].
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -317,18 +349,15 @@ impl Scheduler {
     /// Runs until `stop`; see the module docs.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
-        let now = this.clock.now();
-        for job in &this.jobs {
-            if let Err(e) = this.store.ensure_job(&job.name, now).await {
-                tracing::warn!(job = %job.name, error = %e, "scheduler: cannot register job");
-            }
+        if let Err(e) = this.register().await {
+            tracing::warn!(error = %e, "scheduler: cannot register the jobs");
         }
         let running: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut tasks = JoinSet::new();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(this.tick) => {}
                 () = this.wake.notified() => {}
             }
             while tasks.try_join_next().is_some() {}
@@ -344,11 +373,12 @@ impl Scheduler {
         }
     }
 
-    async fn start_due(
-        self: &Arc<Self>,
-        running: &Arc<Mutex<HashSet<String>>>,
-        tasks: &mut JoinSet<()>,
-    ) -> Result<(), crate::store::StoreError> {
+    /// Claims every job that is due and not already running here (`skip`): the jobs this
+    /// instance must now run, with their modes.
+    async fn claim_due(
+        &self,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<(JobSpec, RunMode)>, crate::store::StoreError> {
         let states: HashMap<String, JobState> = self
             .store
             .jobs()
@@ -356,8 +386,9 @@ impl Scheduler {
             .into_iter()
             .map(|s| (s.name.clone(), s))
             .collect();
+        let mut claimed = Vec::new();
         for job in &self.jobs {
-            if lock(running).contains(&job.name) {
+            if skip.contains(&job.name) {
                 continue;
             }
             let Some(state) = states.get(&job.name) else {
@@ -379,17 +410,48 @@ impl Scheduler {
                     mode == RunMode::Full,
                 )
                 .await?;
-            if !mine {
-                continue;
+            if mine {
+                claimed.push((job.clone(), mode));
             }
+        }
+        Ok(claimed)
+    }
+
+    async fn start_due(
+        self: &Arc<Self>,
+        running: &Arc<Mutex<HashSet<String>>>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<(), crate::store::StoreError> {
+        let skip = lock(running).clone();
+        for (job, mode) in self.claim_due(&skip).await? {
             lock(running).insert(job.name.clone());
             let this = self.clone();
-            let job = job.clone();
             let running = running.clone();
             tasks.spawn(async move {
                 this.run_job(&job, mode).await;
                 lock(&running).remove(&job.name);
             });
+        }
+        Ok(())
+    }
+
+    /// One look at the job table, as [`Scheduler::run`] does each [`TICK`], but running the
+    /// jobs it claims to the end before returning them: for stepping a scheduler under a
+    /// [`Clock::Manual`] in tests and tools.
+    pub async fn step(&self) -> Result<Vec<(String, RunMode)>, crate::store::StoreError> {
+        let claimed = self.claim_due(&HashSet::new()).await?;
+        for (job, mode) in &claimed {
+            self.run_job(job, *mode).await;
+        }
+        Ok(claimed.into_iter().map(|(j, m)| (j.name, m)).collect())
+    }
+
+    /// Registers the jobs (creates their rows, anchored at the clock's now); [`Scheduler::run`]
+    /// does it at start.
+    pub async fn register(&self) -> Result<(), crate::store::StoreError> {
+        let now = self.clock.now();
+        for job in &self.jobs {
+            self.store.ensure_job(&job.name, now).await?;
         }
         Ok(())
     }
@@ -519,6 +581,21 @@ mod tests {
             decide(&j, &s, datetime!(2026-11-27 03:01 UTC)),
             Some(RunMode::Delta)
         );
+    }
+
+    #[test]
+    fn an_interrupted_run_is_redone_in_its_mode_once_its_lease_is_gone() {
+        let t0 = datetime!(2026-11-27 00:00 UTC);
+        let j = job(Some(3600), Some("0 3 * * *"));
+        let mut s = state(t0);
+        s.last_started = Some(t0 + Duration::from_secs(10));
+        s.last_full = s.last_started;
+        assert_eq!(
+            decide(&j, &s, t0 + Duration::from_secs(20)),
+            Some(RunMode::Full)
+        );
+        s.last_finished = Some(t0 + Duration::from_secs(15));
+        assert_eq!(decide(&j, &s, t0 + Duration::from_secs(20)), None);
     }
 
     #[test]
