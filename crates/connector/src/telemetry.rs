@@ -32,6 +32,15 @@ pub const DURATION_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// The entity kinds of rejected records, reported (at 0) even before the first one.
+const KNOWN_ENTITIES: [&str; 6] = [
+    crate::sync::catalog::PRODUCTS,
+    crate::sync::catalog::CATEGORIES,
+    crate::sync::contacts::CUSTOMERS,
+    crate::sync::contacts::CONTACTS,
+    crate::events::deliver::EVENT,
+    crate::events::process::NOTIFICATION,
+];
 /// Entities seen with open rejected records (a bounded set: the entity kinds).
 static REJECTED_ENTITIES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
@@ -50,10 +59,66 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             describe();
+            zero_counters();
             handle
         })
         .clone()
 }
+
+/// Registers every counter with each label set from its fixed value set at 0, so every series
+/// exists from the start (`rate()` and `increase()` then see the first event).
+fn zero_counters() {
+    for source in ["commercetools", "storefront"] {
+        counter!("ct_omnisend_webhooks_received_total", "source" => source).increment(0);
+        for reason in REJECT_REASONS {
+            counter!("ct_omnisend_webhooks_rejected_total", "source" => source, "reason" => reason)
+                .increment(0);
+        }
+    }
+    for outcome in ["applied", "stale", "rejected", "retried"] {
+        counter!("ct_omnisend_notifications_processed_total", "outcome" => outcome).increment(0);
+    }
+    counter!("ct_omnisend_events_queued_total").increment(0);
+    counter!("ct_omnisend_events_duplicate_total").increment(0);
+    for outcome in ["sent", "submitted", "retried", "rejected", "withdrawn"] {
+        for mode in ["single", "batch"] {
+            counter!("ct_omnisend_deliveries_total", "outcome" => outcome, "mode" => mode)
+                .increment(0);
+        }
+    }
+    for endpoint in [
+        "contacts",
+        "products",
+        "categories",
+        "events",
+        "batches",
+        "other",
+    ] {
+        counter!("ct_omnisend_omnisend_throttled_total", "endpoint" => endpoint).increment(0);
+    }
+    for job in [JobKind::Catalog, JobKind::Contacts] {
+        for mode in [RunMode::Delta, RunMode::Full] {
+            for outcome in ["ok", "failed", "lost"] {
+                counter!(
+                    "ct_omnisend_scheduled_runs_total",
+                    "job" => job.as_str(),
+                    "mode" => mode.as_str(),
+                    "outcome" => outcome,
+                )
+                .increment(0);
+            }
+        }
+    }
+}
+
+/// The values of `reason` in `ct_omnisend_webhooks_rejected_total`.
+const REJECT_REASONS: [&str; 5] = [
+    "unauthorized",
+    "malformed",
+    "too_large",
+    "unprocessable",
+    "unavailable",
+];
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -236,6 +301,7 @@ pub async fn render(
     let open = store.count_rejected_open().await?;
     {
         let mut seen = REJECTED_ENTITIES.lock().unwrap_or_else(|e| e.into_inner());
+        seen.extend(KNOWN_ENTITIES.iter().map(|e| (*e).to_owned()));
         seen.extend(open.iter().map(|(e, _)| e.clone()));
         for entity in seen.iter() {
             let n = open

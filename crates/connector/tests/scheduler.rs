@@ -84,7 +84,8 @@ fn scheduler(
         takes,
         log: log.clone(),
     };
-    Scheduler::new(store, jobs.to_vec(), Arc::new(runner), instance, lease).with_clock(clock.clone())
+    Scheduler::new(store, jobs.to_vec(), Arc::new(runner), instance, lease)
+        .with_clock(clock.clone())
 }
 
 /// A second handle on the test database: another instance.
@@ -120,14 +121,34 @@ async fn delta_runs_follow_their_interval_and_the_full_refresh_its_cron_each_on_
         job(JobKind::Contacts, Some(600), None),
     ];
     let lease = Duration::from_secs(60);
-    let a = scheduler(t.store().clone(), &jobs, "a", &clock, Duration::ZERO, lease, &log);
-    let b = scheduler(second_instance(t).await, &jobs, "b", &clock, Duration::ZERO, lease, &log);
+    let a = scheduler(
+        t.store().clone(),
+        &jobs,
+        "a",
+        &clock,
+        Duration::ZERO,
+        lease,
+        &log,
+    );
+    let b = scheduler(
+        second_instance(t).await,
+        &jobs,
+        "b",
+        &clock,
+        Duration::ZERO,
+        lease,
+        &log,
+    );
     a.register().await.unwrap();
     b.register().await.unwrap();
 
     // One virtual hour in 2 s steps; the instances take turns looking first.
     for step in 0..=1800 {
-        let (first, second) = if (step / 7) % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (first, second) = if (step / 7) % 2 == 0 {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
         first.step().await.unwrap();
         second.step().await.unwrap();
         clock.advance(Duration::from_secs(2));
@@ -153,7 +174,11 @@ async fn delta_runs_follow_their_interval_and_the_full_refresh_its_cron_each_on_
     let total: i64 = states.iter().map(|s| s.runs).sum();
     assert_eq!(total as usize, runs.len());
     assert!(states.iter().all(|s| s.lease_owner.is_none()), "{states:?}");
-    assert!(states.iter().all(|s| s.last_outcome.as_deref() == Some("ok")));
+    assert!(
+        states
+            .iter()
+            .all(|s| s.last_outcome.as_deref() == Some("ok"))
+    );
     // Both instances did work (the one that looks first wins the claim).
     assert!(runs.iter().any(|r| r.instance == "a") && runs.iter().any(|r| r.instance == "b"));
 }
@@ -163,14 +188,29 @@ async fn a_job_held_by_a_dead_instance_is_taken_over_once_its_lease_runs_out(t: 
     let log = Arc::default();
     let jobs = [job(JobKind::Catalog, Some(60), None)];
     let lease = Duration::from_secs(30);
-    let b = scheduler(t.store().clone(), &jobs, "b", &clock, Duration::ZERO, lease, &log);
+    let b = scheduler(
+        t.store().clone(),
+        &jobs,
+        "b",
+        &clock,
+        Duration::ZERO,
+        lease,
+        &log,
+    );
     b.register().await.unwrap();
     // Instance "a" starts the run at 60 s and dies without finishing or releasing it.
     clock.advance(Duration::from_secs(60));
     let state = t.store().job("catalog:default").await.unwrap().unwrap();
     assert!(
         t.store()
-            .try_start_job("catalog:default", "a", clock.now(), lease, state.last_started, false)
+            .try_start_job(
+                "catalog:default",
+                "a",
+                clock.now(),
+                lease,
+                state.last_started,
+                false
+            )
             .await
             .unwrap()
     );
@@ -207,10 +247,21 @@ async fn a_requested_run_starts_at_the_next_look_even_without_an_interval(t: &Te
         job(JobKind::Contacts, None, None),
     ];
     let lease = Duration::from_secs(30);
-    let a = scheduler(t.store().clone(), &jobs, "a", &clock, Duration::ZERO, lease, &log);
+    let a = scheduler(
+        t.store().clone(),
+        &jobs,
+        "a",
+        &clock,
+        Duration::ZERO,
+        lease,
+        &log,
+    );
     a.register().await.unwrap();
     clock.advance(Duration::from_secs(86_400));
-    assert!(a.step().await.unwrap().is_empty(), "no interval: nothing due");
+    assert!(
+        a.step().await.unwrap().is_empty(),
+        "no interval: nothing due"
+    );
 
     let n = Scheduler::request(t.store(), &jobs, JobKind::Contacts, clock.now())
         .await
@@ -243,14 +294,25 @@ async fn the_scheduler_loop_renews_its_lease_so_a_long_run_never_overlaps_anothe
     let tick = Duration::from_millis(20);
     let stop = CancellationToken::new();
     let a = scheduler(t.store().clone(), &jobs, "a", &clock, takes, lease, &log).with_tick(tick);
-    let b = scheduler(second_instance(t).await, &jobs, "b", &clock, takes, lease, &log)
-        .with_tick(tick);
+    let b = scheduler(
+        second_instance(t).await,
+        &jobs,
+        "b",
+        &clock,
+        takes,
+        lease,
+        &log,
+    )
+    .with_tick(tick);
     let ha = tokio::spawn(a.run(stop.clone()));
     let hb = tokio::spawn(b.run(stop.clone()));
     // Wait (event-driven, with a generous deadline) for three finished runs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while log.lock().unwrap().len() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "no three runs within 60 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no three runs within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.cancel();
