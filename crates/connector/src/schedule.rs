@@ -504,6 +504,99 @@ impl Scheduler {
     }
 }
 
+/// Why [`hold_jobs`] could not take its jobs.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// Another run holds the job.
+    #[error("{job} is running on {owner} (lease until {until}); try again when it has finished")]
+    Busy {
+        /// Job name.
+        job: String,
+        /// Instance holding it.
+        owner: String,
+        /// Its lease end (RFC 3339).
+        until: String,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The leases of the jobs a manual run (`ct-omnisend sync`) covers, renewed in the background
+/// until [`HeldJobs::finish`]: a manual run and a scheduled run of the same entity and store
+/// never overlap, on any instance.
+pub struct HeldJobs {
+    store: StateStore,
+    owner: String,
+    names: Vec<String>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// Takes the leases of `names` for `owner` (all or none).
+pub async fn hold_jobs(
+    store: &StateStore,
+    names: Vec<String>,
+    owner: &str,
+    lease: Duration,
+    full: bool,
+) -> Result<HeldJobs, HoldError> {
+    let now = OffsetDateTime::now_utc();
+    let mut taken = Vec::new();
+    for name in &names {
+        if store.claim_job(name, owner, now, lease, full).await? {
+            taken.push(name.clone());
+            continue;
+        }
+        for t in &taken {
+            store.finish_job(t, owner, now, "failed: not started").await?;
+        }
+        let state = store.job(name).await?;
+        let (holder, until) = state
+            .map(|s| (s.lease_owner.unwrap_or_default(), s.lease_until))
+            .unwrap_or_default();
+        return Err(HoldError::Busy {
+            job: name.clone(),
+            owner: holder,
+            until: until
+                .and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default(),
+        });
+    }
+    let (s, o, n) = (store.clone(), owner.to_owned(), names.clone());
+    let renewal = tokio::spawn(async move {
+        let mut beat = tokio::time::interval(lease / 3);
+        beat.tick().await;
+        loop {
+            beat.tick().await;
+            for name in &n {
+                if let Err(e) = s.renew_job(name, &o, OffsetDateTime::now_utc(), lease).await {
+                    tracing::warn!(job = %name, error = %e, "cannot renew the job lease");
+                }
+            }
+        }
+    });
+    Ok(HeldJobs {
+        store: store.clone(),
+        owner: owner.to_owned(),
+        names,
+        renewal,
+    })
+}
+
+impl HeldJobs {
+    /// Records `outcome` on every held job and frees them.
+    pub async fn finish(self, outcome: &str) -> Result<(), crate::store::StoreError> {
+        self.renewal.abort();
+        let now = OffsetDateTime::now_utc();
+        for name in &self.names {
+            self.store
+                .finish_job(name, &self.owner, now, outcome)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

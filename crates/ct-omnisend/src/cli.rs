@@ -15,6 +15,7 @@ use connector::sync::catalog::{CatalogOptions, CatalogSync};
 use connector::sync::contacts::{ContactOptions, ContactSync};
 
 use crate::output::{self, LogFormat};
+use connector::schedule::JobKind;
 
 /// Keeps Omnisend (email/SMS marketing) in step with commercetools.
 #[derive(Debug, Parser)]
@@ -275,6 +276,32 @@ pub async fn sync(
     let sinks = app::sinks(settings, env, dry_output.clone())?;
     // On PostgreSQL a sync shares the brand's request budget with running `serve` instances.
     connector::budget::share(&store, sinks.values().filter_map(|s| s.client()));
+    // A real run holds the jobs it covers, so it never overlaps a scheduled run of `serve`.
+    let held = if dry_output.is_none() {
+        let names: Vec<String> = connector::schedule::plan_jobs(settings)
+            .into_iter()
+            .filter(|j| match j.kind {
+                JobKind::Catalog => {
+                    catalog && args.store.as_deref().is_none_or(|s| s == j.store)
+                }
+                JobKind::Contacts => customers,
+            })
+            .map(|j| j.name)
+            .collect();
+        let owner = format!("sync-{}", std::process::id());
+        Some(
+            connector::schedule::hold_jobs(
+                &store,
+                names,
+                &owner,
+                settings.schedule.lease,
+                args.full,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let bars = output::Bars::new(!args.json && args.dry_run.as_deref() != Some("-"));
     let summaries = async {
         let mut out = Vec::new();
@@ -308,6 +335,13 @@ pub async fn sync(
     }
     .await;
     bars.finish();
+    if let Some(held) = held {
+        let outcome = match &summaries {
+            Ok(runs) => format!("ok: {} run(s) (manual sync)", runs.len()),
+            Err(e) => format!("failed: {e}"),
+        };
+        held.finish(&outcome).await?;
+    }
     if let Some(out) = dry_output {
         out.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     }

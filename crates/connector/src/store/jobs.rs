@@ -180,6 +180,37 @@ impl StateStore {
         Ok(done == 1)
     }
 
+    /// Starts job `name` for `owner` whatever its schedule (a manual `sync`), if no live lease
+    /// holds it; creates the row if needed. Returns whether `owner` now holds it.
+    pub async fn claim_job(
+        &self,
+        name: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        full: bool,
+    ) -> Result<bool, StoreError> {
+        self.ensure_job(name, now).await?;
+        let done = on_backend!(
+            self,
+            sql = "UPDATE jobs SET lease_owner = $1, lease_until = $2, last_started = $3, \
+                   runs = runs + 1, last_full = CASE WHEN $5 THEN $3 ELSE last_full END \
+                   WHERE name = $4 AND (lease_owner IS NULL OR lease_until < $3)",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(owner)
+                    .bind(to_ms(now + lease))
+                    .bind(to_ms(now))
+                    .bind(name)
+                    .bind(full)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(done == 1)
+    }
+
     /// Extends `owner`'s lease on job `name` to `now + lease`; `false` if the lease was lost.
     pub async fn renew_job(
         &self,
