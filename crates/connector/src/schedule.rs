@@ -548,7 +548,9 @@ pub async fn hold_jobs(
             continue;
         }
         for t in &taken {
-            store.finish_job(t, owner, now, "failed: not started").await?;
+            store
+                .finish_job(t, owner, now, "failed: not started")
+                .await?;
         }
         let state = store.job(name).await?;
         let (holder, until) = state
@@ -558,7 +560,10 @@ pub async fn hold_jobs(
             job: name.clone(),
             owner: holder,
             until: until
-                .and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok())
+                .and_then(|u| {
+                    u.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
                 .unwrap_or_default(),
         });
     }
@@ -569,7 +574,10 @@ pub async fn hold_jobs(
         loop {
             beat.tick().await;
             for name in &n {
-                if let Err(e) = s.renew_job(name, &o, OffsetDateTime::now_utc(), lease).await {
+                if let Err(e) = s
+                    .renew_job(name, &o, OffsetDateTime::now_utc(), lease)
+                    .await
+                {
                     tracing::warn!(job = %name, error = %e, "cannot renew the job lease");
                 }
             }

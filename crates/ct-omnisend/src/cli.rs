@@ -281,9 +281,7 @@ pub async fn sync(
         let names: Vec<String> = connector::schedule::plan_jobs(settings)
             .into_iter()
             .filter(|j| match j.kind {
-                JobKind::Catalog => {
-                    catalog && args.store.as_deref().is_none_or(|s| s == j.store)
-                }
+                JobKind::Catalog => catalog && args.store.as_deref().is_none_or(|s| s == j.store),
                 JobKind::Contacts => customers,
             })
             .map(|j| j.name)

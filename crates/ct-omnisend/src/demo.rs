@@ -10,7 +10,7 @@ use connector::store::{RejectedFilter, StateStore};
 use emulators::customers::{self as shop, CustomerSpec, generate_customers};
 use emulators::seed::{CatalogSpec, generate_catalog, store_routes_toml};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::{Entity, SyncArgs};
 
@@ -60,6 +60,12 @@ include = ["loyaltyTier"]
 # Real-time events: the demo shows every event family.
 [events]
 ordered_product_events = true
+
+# serve's own jobs: a catalog delta every 3 s per store (the default is 15 minutes).
+[schedule]
+catalog_delta_secs = 3
+contacts_delta_secs = 0
+full_refresh = "0 3 * * *"
 
 {stores}"#,
         api = ct.api_url(),
@@ -305,6 +311,7 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
 
     let (server, stop, base) = start_serve(&settings).await?;
     realtime_events(&ct, &omnisend, &base).await?;
+    operations(&ct, &omnisend, &data, &settings, &base).await?;
 
     if exit {
         stop.cancel();
@@ -329,6 +336,7 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
         "                          ct-omnisend --config {} rejected list",
         config_path.display()
     );
+    println!("  serve (metrics):        curl {base}/metrics");
     println!(
         "  serve (webhooks):       curl -X POST '{base}/webhooks/commercetools?token={WEBHOOK_TOKEN}' -d @pubsub-envelope.json"
     );
@@ -343,6 +351,90 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
 }
 
 type ServeTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Step 9: `serve` runs the syncs itself (a price change reaches Omnisend through the scheduled
+/// catalog delta), and shows its state to Prometheus and to load balancers.
+async fn operations(
+    ct: &CtEmulator,
+    omnisend: &OmnisendEmulator,
+    data: &emulators::seed::CatalogData,
+    settings: &Settings,
+    base: &str,
+) -> anyhow::Result<()> {
+    println!(
+        "\n9) operations: serve schedules the syncs itself ([schedule]: a catalog delta every 3 s \
+         here, a full refresh at 03:00 UTC), one instance per job; a price changes in commercetools:"
+    );
+    let product = data
+        .products
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .find(|id| omnisend.product(US_KEY, id).is_some())
+        .unwrap_or_default()
+        .to_owned();
+    let price = |p: &Value| p["variants"][0]["price"].clone();
+    let before = omnisend.product(US_KEY, &product).map(|p| price(&p));
+    ct.update_product(&product, |prod| {
+        for side in ["current", "staged"] {
+            if let Some(prices) = prod["masterData"][side]["masterVariant"]["prices"].as_array_mut()
+            {
+                for price in prices {
+                    if let Some(c) = price["value"]["centAmount"].as_i64() {
+                        price["value"]["centAmount"] = json!(c + 250);
+                    }
+                }
+            }
+        }
+    });
+    let changed = std::time::Instant::now();
+    let mut after = before.clone();
+    while after == before && changed.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = omnisend.product(US_KEY, &product).map(|p| price(&p));
+    }
+    println!(
+        "   product {product}: price {} -> {} in Omnisend after {:.1} s, without a `sync` command",
+        before.unwrap_or_default(),
+        after.unwrap_or_default(),
+        changed.elapsed().as_secs_f64()
+    );
+    let store = StateStore::connect(&settings.state_url).await?;
+    for job in store.jobs().await? {
+        println!(
+            "   job {:<14} runs {:>3}, last: {}",
+            job.name,
+            job.runs,
+            job.last_outcome.as_deref().unwrap_or("-")
+        );
+    }
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    println!("   GET /readyz: {ready}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    println!("   GET /metrics (a few of its series; all in docs/metrics.md):");
+    for line in metrics.lines().filter(|l| {
+        !l.starts_with('#')
+            && (l.starts_with("ct_omnisend_webhooks_received_total{source=\"commercetools\"}")
+                || l.starts_with("ct_omnisend_deliveries_total{outcome=\"sent\"")
+                || l.starts_with("ct_omnisend_outbox_depth")
+                || l.starts_with("ct_omnisend_sync_cursor_lag_seconds{entity=\"products\"")
+                || l.starts_with("ct_omnisend_scheduled_runs_total{job=\"catalog\",mode=\"delta\",outcome=\"ok\"}")
+                || l.starts_with("ct_omnisend_rate_current_per_minute"))
+    }) {
+        println!("     {line}");
+    }
+    Ok(())
+}
 
 /// `serve` in this process on a free port, with the demo's brands and tokens.
 async fn start_serve(

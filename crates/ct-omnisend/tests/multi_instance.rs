@@ -380,7 +380,11 @@ async fn three_instances_on_one_database_deliver_everything_once_within_the_bran
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for r in shop.omnisend.requests() {
         let head = r.path.split('/').nth(1).unwrap_or("").to_owned();
-        let kind = match (r.method.as_str(), head.as_str(), r.path.matches('/').count()) {
+        let kind = match (
+            r.method.as_str(),
+            head.as_str(),
+            r.path.matches('/').count(),
+        ) {
             ("GET", "batches", n) if n > 2 => "GET /batches/{id}/items".to_owned(),
             ("GET", "batches", _) => "GET /batches/{id}".to_owned(),
             (m, h, _) => format!("{m} /{h}"),
