@@ -778,6 +778,7 @@ async fn bench(args: &Args) -> Result<(), Error> {
         oidc: None,
         idle_poll: Duration::from_millis(500),
         instance: format!("bench-{}", std::process::id()),
+        admin_password: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     a.url = format!("http://{}", listener.local_addr()?);

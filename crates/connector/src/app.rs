@@ -89,6 +89,23 @@ pub fn sinks(
     Ok(out)
 }
 
+/// One live sink per store route from the per-brand clients of [`brand_clients`] (keyed by the
+/// brand id, the route's API key variable): what `serve`'s scheduled syncs and the admin page's
+/// replays write through. Routes whose brand has no client are left out.
+pub fn live_sinks(
+    settings: &Settings,
+    clients: &HashMap<String, OmnisendClient>,
+) -> HashMap<String, Sink> {
+    settings
+        .stores
+        .iter()
+        .filter_map(|s| {
+            let client = clients.get(&s.omnisend_api_key_env)?;
+            Some((s.key.clone(), Sink::Live(client.clone())))
+        })
+        .collect()
+}
+
 /// One Omnisend client per brand, keyed by the brand id (its API key variable), each with its
 /// own rate controller: what `serve` and `sync orders` deliver events with.
 pub fn brand_clients(

@@ -82,7 +82,8 @@ pub use contacts::{
     RawCustomFields, ReadFrom, property_name,
 };
 pub use events::{
-    EventsSettings, GOOGLE_JWKS_URL, OidcConfig, RawEvents, RawOidc, RawServer, ServerSettings,
+    AdminSettings, DEFAULT_ADMIN_PASSWORD_ENV, EventsSettings, GOOGLE_JWKS_URL, OidcConfig,
+    RawAdmin, RawEvents, RawOidc, RawServer, ServerSettings,
 };
 pub use schedule::{CronSchedule, RawSchedule, ScheduleSettings};
 

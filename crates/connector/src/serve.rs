@@ -4,7 +4,8 @@
 //!   /events/storefront` ([`crate::events::storefront`]), `GET /healthz` (process up),
 //!   `GET /readyz` (state store answers, workers running, no sync cursor older than
 //!   `server.ready_max_cursor_age_secs` while deltas are scheduled), `GET /metrics`
-//!   (Prometheus text, [`crate::telemetry`], `docs/metrics.md`).
+//!   (Prometheus text, [`crate::telemetry`], `docs/metrics.md`), `GET /admin` (the admin page,
+//!   [`crate::admin`]).
 //! * Every response carries an `x-request-id` (the caller's, or a new UUID); requests time out
 //!   after `server.request_timeout_secs` (408); bodies are limited to 1 MiB. URIs are not
 //!   logged (the webhook token may travel as `?token=`).
@@ -43,6 +44,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
 use crate::config::Settings;
 use crate::events::deliver::Delivery;
 use crate::events::process::{Processor, ResyncRequests};
@@ -51,7 +53,6 @@ use crate::ingest::oidc::OidcVerifier;
 use crate::ingest::webhook::{self, WebhookState};
 use crate::schedule::{self, JobKind, JobSpec, Scheduler, SyncRunner};
 use crate::store::StateStore;
-use crate::sync::sink::Sink;
 use crate::telemetry;
 
 /// How long the change-sync worker gathers notifications before it runs.
@@ -79,6 +80,9 @@ pub struct Service {
     pub idle_poll: Duration,
     /// Lease owner name of this instance.
     pub instance: String,
+    /// The admin page password (env var named by `server.admin.password_env`); `None` turns
+    /// `/admin` off (404).
+    pub admin_password: Option<SecretString>,
 }
 
 #[derive(Clone)]
@@ -176,6 +180,7 @@ pub fn router(service: &Service, inbox_wake: Arc<Notify>, workers_up: Arc<Atomic
         .route("/metrics", get(metrics).with_state(metrics_state))
         .merge(webhook::router(hook))
         .merge(storefront::router(front))
+        .merge(admin::router(admin::AdminState::from_service(service)))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             service.settings.server.request_timeout,
@@ -234,15 +239,7 @@ pub async fn run(
     let processing =
         tokio::spawn(processor.run(workers_stop.clone(), inbox_wake.clone(), service.idle_poll));
     let delivering = tokio::spawn(delivery.run(workers_stop.clone(), service.idle_poll));
-    let sinks: HashMap<String, Sink> = service
-        .settings
-        .stores
-        .iter()
-        .filter_map(|s| {
-            let client = service.clients.get(&s.omnisend_api_key_env)?;
-            Some((s.key.clone(), Sink::Live(client.clone())))
-        })
-        .collect();
+    let sinks = crate::app::live_sinks(&service.settings, &service.clients);
     let pruning = tokio::spawn(prune_periodically(
         service.store.clone(),
         service.settings.events.retention,

@@ -115,6 +115,7 @@ impl Rig {
             oidc,
             idle_poll: Duration::from_millis(50),
             instance: "test-instance".into(),
+            admin_password: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

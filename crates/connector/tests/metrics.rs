@@ -179,6 +179,7 @@ full_refresh = ""
         oidc: None,
         idle_poll: Duration::from_millis(50),
         instance: "metrics-instance".into(),
+        admin_password: None,
     };
     // The first Omnisend answer is a 429 (retried by the client).
     omnisend.set_faults(Faults {

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use connector::app;
 use connector::config::Settings;
+use connector::replay::{self, Target};
 use connector::store::{RejectedFilter, StateStore};
 use connector::sync::catalog::{CatalogOptions, CatalogSync};
 use connector::sync::contacts::{ContactOptions, ContactSync};
@@ -472,45 +473,11 @@ async fn rejected(
             }
             let ct = app::commercetools_client(settings)?;
             let sinks = app::sinks(settings, &process_env, None)?;
-            let contacts =
-                ContactSync::new(ct.clone(), store.clone(), settings.clone(), sinks.clone());
-            let catalog = CatalogSync::new(ct, store.clone(), settings.clone(), sinks);
-            let outcomes = match id {
-                Some(id) => match store.rejected(id).await? {
-                    Some(r) if r.entity == connector::events::deliver::EVENT => {
-                        if r.resolved_at.is_some() {
-                            bail!("rejected record {id} is already resolved");
-                        }
-                        connector::events::deliver::replay(store, &[r]).await?
-                    }
-                    Some(r) if ContactSync::handles(&r.entity) => {
-                        if r.resolved_at.is_some() {
-                            bail!("rejected record {id} is already resolved");
-                        }
-                        contacts.replay(&[r]).await?
-                    }
-                    _ => catalog.replay(Some(id)).await?,
-                },
-                None => {
-                    let mut outcomes = catalog.replay(None).await?;
-                    let open = store
-                        .list_rejected(&RejectedFilter {
-                            entity: None,
-                            route: None,
-                            open_only: true,
-                            limit: i64::MAX,
-                        })
-                        .await?;
-                    let mine: Vec<_> = open
-                        .iter()
-                        .filter(|r| ContactSync::handles(&r.entity))
-                        .cloned()
-                        .collect();
-                    outcomes.extend(contacts.replay(&mine).await?);
-                    outcomes.extend(connector::events::deliver::replay(store, &open).await?);
-                    outcomes
-                }
+            let target = match id {
+                Some(id) => Target::One(id),
+                None => Target::All,
             };
+            let outcomes = replay::replay(settings, store, &ct, &sinks, target).await?;
             output::print_replay(&outcomes, json)?;
             if outcomes.iter().any(|o| !o.resolved) {
                 return Ok(ExitCode::from(2));

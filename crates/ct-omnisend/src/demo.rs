@@ -22,6 +22,7 @@ const EU_KEY: &str = "demo-brand-eu-key";
 const WEBHOOK_TOKEN: &str = "demo-webhook-token";
 const STOREFRONT_TOKEN: &str = "demo-storefront-token";
 const RECOVERY_SECRET: &str = "demo-recovery-secret-0123456789abcdef";
+const ADMIN_PASSWORD: &str = "demo-admin-password";
 
 fn demo_config(ct: &CtEmulator, omnisend: &OmnisendEmulator, state_url: &str) -> String {
     format!(
@@ -343,6 +344,10 @@ pub async fn run(exit: bool, products: usize) -> anyhow::Result<ExitCode> {
     println!(
         "  serve (storefront):     curl -X POST {base}/events/storefront -H 'Authorization: Bearer {STOREFRONT_TOKEN}' -d '{{\"event\":\"viewed product\",\"product\":{{\"sku\":\"…\"}},\"shopper\":{{\"email\":\"you@example.com\"}}}}'"
     );
+    println!(
+        "  admin page:             {}",
+        base.replacen("http://", &format!("http://admin:{ADMIN_PASSWORD}@"), 1) + "/admin"
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     stop.cancel();
@@ -452,6 +457,7 @@ async fn start_serve(
         oidc: None,
         idle_poll: std::time::Duration::from_millis(200),
         instance: format!("demo-{}", std::process::id()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

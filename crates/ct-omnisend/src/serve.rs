@@ -97,6 +97,14 @@ pub async fn serve(
             "the cart recovery secret is not set: cart events go out without abandonedCheckoutURL"
         );
     }
+    let admin = &settings.server.admin;
+    let admin_password = secret(env, &admin.password_env);
+    if admin_password.is_none() {
+        tracing::info!(
+            variable = %admin.password_env,
+            "the admin page is disabled (its password variable is not set): /admin answers 404"
+        );
+    }
     let service = Service {
         settings: Arc::new(settings),
         store,
@@ -108,6 +116,7 @@ pub async fn serve(
         oidc,
         idle_poll: Duration::from_millis(500),
         instance: format!("{}-{}", hostname(env), std::process::id()),
+        admin_password,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

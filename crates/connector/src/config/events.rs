@@ -1,5 +1,6 @@
 //! `[events]` (real-time events: mapping options, cart recovery, outbox delivery) and
-//! `[server]` (`ct-omnisend serve`). Raw TOML shape and checked settings.
+//! `[server]` (`ct-omnisend serve`, with `[server.oidc]` and `[server.admin]`). Raw TOML shape
+//! and checked settings.
 
 use std::time::Duration;
 
@@ -54,6 +55,17 @@ pub struct RawOidc {
     pub issuers: Option<Vec<String>>,
 }
 
+/// `[server.admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// User name of HTTP Basic authentication on `/admin` (default `admin`).
+    pub username: Option<String>,
+    /// Env var holding the admin password (default `CT_OMNISEND_ADMIN_PASSWORD`); unset = the
+    /// admin page is off.
+    pub password_env: Option<String>,
+}
+
 /// `[server]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +82,9 @@ pub struct RawServer {
     /// Pub/Sub push OIDC verification (in addition to the webhook token).
     #[serde(default)]
     pub oidc: Option<RawOidc>,
+    /// The admin page (`GET /admin`).
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
 }
 
 /// Checked `[events]`.
@@ -112,6 +127,56 @@ pub struct OidcConfig {
     pub issuers: Vec<String>,
 }
 
+/// Default env var of the admin password.
+pub const DEFAULT_ADMIN_PASSWORD_ENV: &str = "CT_OMNISEND_ADMIN_PASSWORD";
+
+/// Checked `[server.admin]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// User name of HTTP Basic authentication.
+    pub username: String,
+    /// Env var holding the password (the page is off while it is unset or empty).
+    pub password_env: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            username: "admin".into(),
+            password_env: DEFAULT_ADMIN_PASSWORD_ENV.into(),
+        }
+    }
+}
+
+impl AdminSettings {
+    /// Checks `[server.admin]`.
+    pub fn from_raw(raw: RawAdmin) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let username = raw.username.unwrap_or(d.username);
+        if username.is_empty() || username.contains(':') || username.chars().any(char::is_control) {
+            return Err(invalid(
+                "server.admin.username",
+                "must be a non-empty name without `:` or control characters",
+            ));
+        }
+        let password_env = raw.password_env.unwrap_or(d.password_env);
+        if password_env.is_empty()
+            || !password_env
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(invalid(
+                "server.admin.password_env",
+                format!("{password_env:?} is not an environment variable name"),
+            ));
+        }
+        Ok(Self {
+            username,
+            password_env,
+        })
+    }
+}
+
 /// Checked `[server]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -125,6 +190,8 @@ pub struct ServerSettings {
     pub ready_max_cursor_age: Option<Duration>,
     /// OIDC verification, when configured.
     pub oidc: Option<OidcConfig>,
+    /// The admin page.
+    pub admin: AdminSettings,
 }
 
 /// Google's JWKS for its OIDC ID tokens.
@@ -240,6 +307,7 @@ impl ServerSettings {
                 secs => Some(Duration::from_secs(secs)),
             },
             oidc,
+            admin: AdminSettings::from_raw(raw.admin.unwrap_or_default())?,
         })
     }
 }
@@ -258,6 +326,8 @@ mod tests {
         let s = ServerSettings::from_raw(RawServer::default()).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080");
         assert_eq!(s.oidc, None);
+        assert_eq!(s.admin.username, "admin");
+        assert_eq!(s.admin.password_env, "CT_OMNISEND_ADMIN_PASSWORD");
     }
 
     #[test]
@@ -280,5 +350,28 @@ mod tests {
         })
         .unwrap_err();
         assert!(o.to_string().contains("server.oidc.audience"), "{o}");
+        for (raw, key) in [
+            (
+                RawAdmin {
+                    username: Some("ad:min".into()),
+                    ..RawAdmin::default()
+                },
+                "server.admin.username",
+            ),
+            (
+                RawAdmin {
+                    password_env: Some("NOT A NAME".into()),
+                    ..RawAdmin::default()
+                },
+                "server.admin.password_env",
+            ),
+        ] {
+            let a = ServerSettings::from_raw(RawServer {
+                admin: Some(raw),
+                ..RawServer::default()
+            })
+            .unwrap_err();
+            assert!(a.to_string().contains(key), "{a}");
+        }
     }
 }
