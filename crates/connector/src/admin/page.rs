@@ -309,7 +309,7 @@ fn cards(snap: &Snapshot) -> Markup {
     let failed_jobs = snap
         .jobs
         .iter()
-        .filter(|j| j.last_outcome.as_deref().is_some_and(|o| o != "ok"))
+        .filter(|j| j.last_outcome.as_deref().is_some_and(|o| !o.starts_with("ok")))
         .count();
     let stale = |oldest: Option<OffsetDateTime>| {
         oldest.is_some_and(|t| snap.now - t > time::Duration::minutes(15))
@@ -540,7 +540,12 @@ fn jobs(snap: &Snapshot) -> Markup {
                                 td .nowrap { (opt_ago(j.last_finished, snap.now)) }
                                 td {
                                     @match j.last_outcome.as_deref() {
-                                        Some("ok") => { span .badge .b-ok { "ok" } }
+                                        Some(o) if o.starts_with("ok") => {
+                                            span .badge .b-ok { "ok" }
+                                            @if let Some(detail) = o.strip_prefix("ok: ") {
+                                                div .muted { (mask_text(detail)) }
+                                            }
+                                        }
                                         Some(o) => {
                                             span .badge .b-bad { "failed" }
                                             div .err .muted {
