@@ -91,6 +91,8 @@ struct Health {
     workers_up: Arc<AtomicBool>,
     /// Cursors older than this make the instance unready (`None` = not checked).
     max_cursor_age: Option<Duration>,
+    /// The cursors that count: (catalog entity?, route) of the jobs with a delta interval.
+    watched: Arc<Vec<(bool, String)>>,
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -106,6 +108,9 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
         if let Ok(cursors) = h.store.cursors().await {
             stale = cursors
                 .into_iter()
+                .filter(|c| h.watched.iter().any(|(catalog, route)| {
+                    *route == c.route && *catalog == crate::sync::catalog::is_catalog_entity(&c.entity)
+                }))
                 .filter(|c| now - c.updated_at > max)
                 .map(|c| format!("{}:{}", c.entity, c.route))
                 .collect();
@@ -130,21 +135,16 @@ struct MetricsState {
 }
 
 async fn metrics(State(m): State<MetricsState>) -> axum::response::Response {
-    match telemetry::render(&m.handle, &m.store, &m.clients).await {
-        Ok(text) => (
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot read the state store");
-            (StatusCode::SERVICE_UNAVAILABLE, "state store unavailable\n").into_response()
-        }
-    }
+    let text = telemetry::render(&m.handle, &m.store, &m.clients).await;
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// The HTTP routes with their layers.
@@ -160,8 +160,27 @@ pub fn router(service: &Service, inbox_wake: Arc<Notify>, workers_up: Arc<Atomic
         Some(inbox_wake),
     );
     let schedule = &service.settings.schedule;
+    // Catalog cursors are per store route, contacts cursors per brand (its id).
+    let mut watched: Vec<(bool, String)> = Vec::new();
+    for job in schedule::plan_jobs(&service.settings)
+        .iter()
+        .filter(|j| j.delta.is_some())
+    {
+        match job.kind {
+            JobKind::Catalog => watched.push((true, job.store.clone())),
+            JobKind::Contacts => watched.extend(
+                service
+                    .settings
+                    .stores
+                    .iter()
+                    .filter(|s| s.key == job.store)
+                    .map(|s| (false, s.omnisend_api_key_env.clone())),
+            ),
+        }
+    }
     let health = Health {
         store: service.store.clone(),
+        watched: Arc::new(watched),
         workers_up,
         max_cursor_age: service.settings.server.ready_max_cursor_age.filter(|_| {
             schedule.enabled
@@ -227,7 +246,8 @@ pub async fn run(
         service.recovery_secret.clone(),
         delivery_wake.clone(),
     )
-    .with_resync(resync.clone());
+    .with_resync(resync.clone())
+    .with_owner(service.instance.clone());
     let delivery = Delivery::new(
         service.store.clone(),
         service.clients.clone(),
@@ -260,7 +280,8 @@ pub async fn run(
         service.settings.schedule.lease,
     )
     .with_wake(scheduler_wake.clone());
-    let scheduling = tokio::spawn(scheduler.run(workers_stop.clone()));
+    // The scheduler stops with the listener: no new job starts while requests drain.
+    let scheduling = tokio::spawn(scheduler.run(stop.clone()));
     let forwarding = tokio::spawn(forward_resync_requests(
         service.store.clone(),
         jobs,

@@ -281,14 +281,31 @@ fn age_secs(now: OffsetDateTime, at: Option<OffsetDateTime>) -> f64 {
 }
 
 /// Reads the shared gauges from `store` and the brands' rate controllers (`clients`, keyed by
-/// brand id), then renders every metric in the Prometheus text format.
+/// brand id), then renders every metric in the Prometheus text format. When the database does
+/// not answer, the counters are still rendered (with the gauges as last read) and the error is
+/// logged: the counters matter most exactly then.
 pub async fn render(
     handle: &PrometheusHandle,
     store: &StateStore,
     clients: &HashMap<String, OmnisendClient>,
-) -> Result<String, crate::store::StoreError> {
-    let now = OffsetDateTime::now_utc();
+) -> String {
     gauge!("ct_omnisend_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for (brand, client) in clients {
+        let rate = client.rate();
+        gauge!("ct_omnisend_rate_current_per_minute", "brand" => brand.clone())
+            .set(rate.current_rate_per_minute());
+        gauge!("ct_omnisend_rate_limit_per_minute", "brand" => brand.clone())
+            .set(f64::from(rate.requests_per_minute()));
+    }
+    if let Err(e) = shared_gauges(store).await {
+        tracing::warn!(error = %e, "metrics: cannot read the state store; gauges are stale");
+    }
+    handle.run_upkeep();
+    handle.render()
+}
+
+async fn shared_gauges(store: &StateStore) -> Result<(), crate::store::StoreError> {
+    let now = OffsetDateTime::now_utc();
 
     let q = store.queue_gauges().await?;
     gauge!("ct_omnisend_inbox_depth").set(q.inbox_pending as f64);
@@ -327,13 +344,5 @@ pub async fn render(
         )
         .set(age_secs(now, Some(c.updated_at)));
     }
-    for (brand, client) in clients {
-        let rate = client.rate();
-        gauge!("ct_omnisend_rate_current_per_minute", "brand" => brand.clone())
-            .set(rate.current_rate_per_minute());
-        gauge!("ct_omnisend_rate_limit_per_minute", "brand" => brand.clone())
-            .set(f64::from(rate.requests_per_minute()));
-    }
-    handle.run_upkeep();
-    Ok(handle.render())
+    Ok(())
 }

@@ -287,7 +287,11 @@ pub async fn sync(
             })
             .map(|j| j.name)
             .collect();
-        let owner = format!("sync-{}", std::process::id());
+        let owner = format!(
+            "sync-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         Some(
             connector::schedule::hold_jobs(
                 &store,
@@ -473,6 +477,7 @@ async fn rejected(
             }
             let ct = app::commercetools_client(settings)?;
             let sinks = app::sinks(settings, &process_env, None)?;
+            connector::budget::share(store, sinks.values().filter_map(|s| s.client()));
             let target = match id {
                 Some(id) => Target::One(id),
                 None => Target::All,

@@ -115,7 +115,13 @@ pub async fn serve(
         recovery_secret,
         oidc,
         idle_poll: Duration::from_millis(500),
-        instance: format!("{}-{}", hostname(env), std::process::id()),
+        // Unique even for PID 1 in containers sharing a host name.
+        instance: format!(
+            "{}-{}-{}",
+            hostname(env),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
         admin_password,
     };
     let listener = tokio::net::TcpListener::bind(addr)

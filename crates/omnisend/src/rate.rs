@@ -238,6 +238,12 @@ impl RateController {
                 self.state().saturated = true;
                 tokio::time::sleep(wait).await;
             }
+            // A 429 reported while we waited for the shared budget pauses us too (the unit
+            // taken stays counted: that only errs on the safe side).
+            let paused_until = self.state().paused_until;
+            if let Some(p) = paused_until.filter(|p| *p > Instant::now()) {
+                sleep_until(p).await;
+            }
         }
     }
 

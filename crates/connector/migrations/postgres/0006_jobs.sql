@@ -24,3 +24,9 @@ CREATE TABLE rate_budget (
     used   BIGINT NOT NULL,
     PRIMARY KEY (brand, second)
 );
+
+-- Inbox claims: an instance processes the entries it claimed; entries of a resource another
+-- instance holds wait, so several instances split the inbox instead of each doing it all.
+ALTER TABLE inbox ADD COLUMN lease_owner TEXT;
+ALTER TABLE inbox ADD COLUMN lease_until BIGINT;
+CREATE INDEX inbox_resource ON inbox (resource_type, resource_id) WHERE processed_at IS NULL;

@@ -538,10 +538,13 @@ impl Delivery {
                     }
                 }
             }
-            self.store
+            // Counted by rows changed: another instance reconciling the same batch at the
+            // same time finds them settled and counts nothing.
+            let settled = self
+                .store
                 .settle_submitted_sent(&sent, OffsetDateTime::now_utc())
                 .await?;
-            telemetry::deliveries("sent", "batch", sent.len() as u64);
+            telemetry::deliveries("sent", "batch", settled);
         }
         Ok(stats)
     }

@@ -201,6 +201,8 @@ pub struct Processor {
     discount_codes: Arc<Mutex<HashMap<String, DiscountCode>>>,
     resync: Option<Arc<ResyncRequests>>,
     totals: Arc<Mutex<ProcessStats>>,
+    /// Claims inbox entries under this name.
+    owner: String,
 }
 
 impl Processor {
@@ -221,7 +223,14 @@ impl Processor {
             discount_codes: Arc::default(),
             resync: None,
             totals: Arc::default(),
+            owner: format!("processor-{}", uuid::Uuid::new_v4()),
         }
+    }
+
+    /// Claims inbox entries as `owner` (the instance name; default a random one).
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
     }
 
     /// Counts since this processor started (anonymous carts skipped, stale notifications
@@ -270,13 +279,22 @@ impl Processor {
                 () = tokio::time::sleep(idle_poll) => {}
             }
         }
+        // Entries claimed but not reached are free for the other instances at once.
+        if let Err(e) = self.store.release_notifications(&self.owner).await {
+            tracing::warn!(error = %e, "cannot release inbox claims");
+        }
     }
 
     /// One round over up to `limit` pending entries.
     pub async fn round(&self, limit: i64) -> Result<ProcessStats, StoreError> {
         let entries = self
             .store
-            .due_notifications(OffsetDateTime::now_utc(), limit)
+            .claim_notifications(
+                OffsetDateTime::now_utc(),
+                limit,
+                &self.owner,
+                self.settings.events.lease,
+            )
             .await?;
         // Entries of one resource in arrival order; resources side by side.
         let mut groups: BTreeMap<(String, String), Vec<InboxEntry>> = BTreeMap::new();

@@ -548,15 +548,14 @@ impl StateStore {
         &self,
         ids: &[i64],
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        update_ids!(
+    ) -> Result<u64, StoreError> {
+        Ok(update_ids!(
             self,
             "status = 'sent', sent_at = $2, last_error = NULL",
             "status = 'submitted'",
             ids,
             to_ms(at)
-        );
-        Ok(())
+        ))
     }
 
     /// Rows of `lane` not yet sent or rejected.

@@ -7,8 +7,11 @@
 //! order and marks them processed, or due again after a backoff. Dedup lives in the unique indexes, so two instances
 //! storing the same notification at once cannot both insert it.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use sqlx::types::Json;
+
 use time::OffsetDateTime;
 
 use super::rows::{StoreRow, from_ms, to_ms};
@@ -94,6 +97,19 @@ fn entry_from_row<R: StoreRow>(row: &R) -> Result<InboxEntry, StoreError> {
     })
 }
 
+/// The ids [`StateStore::claim_notifications`] may take ($1 limit, $2 now, $3 owner).
+macro_rules! claimable_inbox {
+    () => {
+        "SELECT i.id FROM inbox i WHERE i.processed_at IS NULL \
+         AND (i.next_attempt_at IS NULL OR i.next_attempt_at <= $2) \
+         AND (i.lease_owner IS NULL OR i.lease_owner = $3 OR i.lease_until < $2) \
+         AND NOT EXISTS (SELECT 1 FROM inbox o WHERE o.resource_type = i.resource_type \
+         AND o.resource_id = i.resource_id AND o.processed_at IS NULL \
+         AND o.lease_owner IS NOT NULL AND o.lease_owner <> $3 AND o.lease_until >= $2) \
+         ORDER BY i.id LIMIT $1"
+    };
+}
+
 impl StateStore {
     /// Stores a notification unless it is already there (one statement: durable when it
     /// returns).
@@ -150,8 +166,71 @@ impl StateStore {
         Ok(rows)
     }
 
+    /// Claims up to `limit` due entries (as [`StateStore::due_notifications`]) for `owner`
+    /// until `now + lease`, oldest first: entries another owner holds under a live lease are
+    /// skipped, and so are the other entries of their resource, so that one resource's
+    /// notifications stay with one instance and in order. On PostgreSQL concurrent claims skip
+    /// each other's rows (`FOR UPDATE SKIP LOCKED`). Two claims racing for different entries of
+    /// one resource may both succeed: processing stays correct (the ledger keeps events once),
+    /// only the work is done twice.
+    pub async fn claim_notifications(
+        &self,
+        now: OffsetDateTime,
+        limit: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let mut rows = on_backend!(
+            self,
+            sqlite = concat!(
+                "UPDATE inbox SET lease_owner = $3, lease_until = $4 WHERE id IN (",
+                claimable_inbox!(),
+                ") RETURNING id, delivery_id, source, resource_type, resource_id, kind, \
+                 sequence_number, resource_version, payload, received_at, attempts, last_error"
+            ),
+            postgres = concat!(
+                "UPDATE inbox SET lease_owner = $3, lease_until = $4 WHERE id IN (",
+                claimable_inbox!(),
+                " FOR UPDATE SKIP LOCKED) RETURNING id, delivery_id, source, resource_type, \
+                 resource_id, kind, sequence_number, resource_version, payload, received_at, \
+                 attempts, last_error"
+            ),
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(limit)
+                    .bind(to_ms(now))
+                    .bind(owner)
+                    .bind(to_ms(now + lease))
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(entry_from_row)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        );
+        rows.sort_by_key(|e| e.id);
+        Ok(rows)
+    }
+
+    /// Frees every inbox claim of `owner` (graceful shutdown); returns how many.
+    pub async fn release_notifications(&self, owner: &str) -> Result<u64, StoreError> {
+        let n = on_backend!(
+            self,
+            sql = "UPDATE inbox SET lease_owner = NULL, lease_until = NULL \
+                   WHERE lease_owner = $1 AND processed_at IS NULL",
+            |sql, pool| {
+                sqlx::query(sql)
+                    .bind(owner)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        );
+        Ok(n)
+    }
+
     /// Records a failed processing attempt; the entry stays pending and is due again at
-    /// `next_attempt_at`.
+    /// `next_attempt_at` (for any instance: its claim is freed).
     pub async fn retry_notification(
         &self,
         id: i64,
@@ -161,7 +240,7 @@ impl StateStore {
         on_backend!(
             self,
             sql = "UPDATE inbox SET attempts = attempts + 1, last_error = $2, \
-                   next_attempt_at = $3 WHERE id = $1",
+                   next_attempt_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1",
             |sql, pool| {
                 sqlx::query(sql)
                     .bind(id)

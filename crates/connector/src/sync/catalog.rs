@@ -38,6 +38,11 @@ pub const CATEGORIES: &str = "categories";
 /// Entity name of products.
 pub const PRODUCTS: &str = "products";
 
+/// Whether `entity` (of a cursor, run or record) belongs to the catalog sync.
+pub fn is_catalog_entity(entity: &str) -> bool {
+    entity == PRODUCTS || entity == CATEGORIES
+}
+
 /// What the caller asked for.
 #[derive(Clone, Debug, Default)]
 pub struct CatalogOptions {
