@@ -4,9 +4,9 @@
 //!
 //! Shapes follow the API reference (`SubscriptionDraft`, `Subscription`, `Destination`,
 //! `DeliveryFormat`, `SubscriptionUpdateAction`). The update actions are `changeDestination`,
-//! `setMessages`, `setChanges` (and `setKey`, `setEvents`, which ct-omnisend does not use);
+//! `setMessages`, `setChanges`, `setKey` (and `setEvents`, which ct-omnisend does not use);
 //! there is **no action that changes the format**: a Subscription with the wrong format has to
-//! be deleted and created again.
+//! be replaced by a new one.
 //!
 //! Secrets of a destination (`accessKey`/`accessSecret` of SQS and SNS, the `accessKey` of Event
 //! Grid, the `connectionString` of Service Bus) are [`SecretString`]s: they are sent as they
@@ -331,6 +331,12 @@ pub enum SubscriptionUpdateAction {
         /// The new value (empty removes all).
         changes: Vec<ChangeSubscription>,
     },
+    /// `setKey`: sets (or, with `None`, removes) the key.
+    SetKey {
+        /// The new key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
 }
 
 impl SubscriptionUpdateAction {
@@ -340,6 +346,7 @@ impl SubscriptionUpdateAction {
             SubscriptionUpdateAction::ChangeDestination { .. } => "changeDestination",
             SubscriptionUpdateAction::SetMessages { .. } => "setMessages",
             SubscriptionUpdateAction::SetChanges { .. } => "setChanges",
+            SubscriptionUpdateAction::SetKey { .. } => "setKey",
         }
     }
 }

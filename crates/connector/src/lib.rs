@@ -13,5 +13,6 @@ pub mod recovery;
 pub mod schedule;
 pub mod serve;
 pub mod store;
+pub mod subscriptions;
 pub mod sync;
 pub mod telemetry;
