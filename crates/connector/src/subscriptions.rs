@@ -290,17 +290,17 @@ fn secret(
         })
 }
 
+/// The authentication mode and key pair of an AWS destination.
+type AwsFields = (
+    Option<AwsAuthenticationMode>,
+    Option<SecretString>,
+    Option<SecretString>,
+);
+
 fn aws(
     auth: &AwsAuth,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<
-    (
-        Option<AwsAuthenticationMode>,
-        Option<SecretString>,
-        Option<SecretString>,
-    ),
-    SubscriptionError,
-> {
+) -> Result<AwsFields, SubscriptionError> {
     Ok(match auth {
         AwsAuth::Iam => (Some(AwsAuthenticationMode::Iam), None, None),
         AwsAuth::Credentials {

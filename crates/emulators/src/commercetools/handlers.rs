@@ -601,16 +601,14 @@ fn read_only(resource: &str) -> Response {
     )
 }
 
-fn json_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        refusal(Refusal {
-            status: 400,
-            code: "InvalidJsonInput",
-            message: "Request body does not contain valid JSON.".into(),
-            extra: [("detailedErrorMessage".to_owned(), json!(e.to_string()))]
-                .into_iter()
-                .collect(),
-        })
+fn json_body(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal {
+        status: 400,
+        code: "InvalidJsonInput",
+        message: "Request body does not contain valid JSON.".into(),
+        extra: [("detailedErrorMessage".to_owned(), json!(e.to_string()))]
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -625,7 +623,7 @@ async fn create(
     }
     let draft = match json_body(&body) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(r) => return refusal(r),
     };
     let created = lock(&shared).create_subscription(&draft);
     match created {
@@ -645,7 +643,7 @@ async fn update(
     }
     let update = match json_body(&body) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(r) => return refusal(r),
     };
     let updated = lock(&shared).update_subscription(&id, &update);
     match updated {
