@@ -1,9 +1,11 @@
-//! The commercetools HTTP client: one `reqwest::Client`, a shared token cache, retries.
+//! The commercetools HTTP client: one `reqwest::Client`, a shared token cache, retries
+//! (reads and, for Subscriptions, writes).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{AccessToken, TokenCache};
@@ -12,8 +14,8 @@ use crate::error::{CtError, ErrorBody};
 use crate::models::PagedQueryResponse;
 use crate::paging::{Keyed, PageMode, Pager};
 use crate::retry::{
-    AttemptError, BackoffPolicy, classify_status, classify_transport, transport_failure,
-    with_retries,
+    AttemptError, BackoffPolicy, classify_status, classify_transport, classify_write_status,
+    classify_write_transport, transport_failure, with_retries,
 };
 
 /// Page size used by [`CtClient::all`].
@@ -235,73 +237,165 @@ impl CtClient {
         path: &str,
         query: &[(String, String)],
     ) -> Result<Option<Vec<u8>>, CtError> {
+        self.send(Verb::Get, path, query, None).await
+    }
+
+    /// `POST {api_url}/{project_key}/{path}` with `body` as JSON, decoded as `T` (creates and
+    /// updates). Any status but 2xx is an error, 404 included ([`CtError::Api`] with status
+    /// 404), 409 `ConcurrentModification` and 400 `DuplicateField` among them (see
+    /// [`CtError::has_code`]).
+    ///
+    /// A write is retried only when it cannot have been applied: after 429 and 503 (honouring
+    /// `Retry-After`) and after a failed connect. A 500, 502, 504, a timeout or a broken
+    /// connection may come after commercetools applied the change, so they end the call with
+    /// their error; read the resource again before deciding what to do. On 401 the token is
+    /// refreshed once and the request repeated (commercetools did not process it).
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CtError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| CtError::Encode {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        match self.send(Verb::Post, path, &[], Some(&bytes)).await? {
+            Some(body) => decode(path, &body),
+            None => Err(self.not_found(path)),
+        }
+    }
+
+    /// `DELETE {api_url}/{project_key}/{path}` with `query` (e.g. `version`), decoded as `T`
+    /// (commercetools answers with the deleted resource). Errors and retries as for
+    /// [`CtClient::post`]; 404 is a [`CtError::Api`] with status 404.
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T, CtError> {
+        match self.send(Verb::Delete, path, query, None).await? {
+            Some(body) => decode(path, &body),
+            None => Err(self.not_found(path)),
+        }
+    }
+
+    fn not_found(&self, path: &str) -> CtError {
+        CtError::Api {
+            status: 404,
+            message: format!("{} not found", self.url(path)),
+            errors: Vec::new(),
+            path: path.to_string(),
+        }
+    }
+
+    /// One request with retries: the body of a 2xx response, `None` on 404, an error otherwise
+    /// (after retries and one token refresh on 401).
+    async fn send(
+        &self,
+        verb: Verb,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, CtError> {
         let url = self.url(path);
         let mut refreshed = false;
+        let what = match verb {
+            Verb::Get => "commercetools GET",
+            Verb::Post => "commercetools POST",
+            Verb::Delete => "commercetools DELETE",
+        };
         loop {
             let token = self.inner.tokens.token().await?;
-            let (status, body) = with_retries(&self.inner.backoff, "commercetools GET", || {
-                self.get_once(&url, path, query, &token)
+            let (status, resp_body) = with_retries(&self.inner.backoff, what, || {
+                self.send_once(verb, &url, path, query, body, &token)
             })
             .await?;
             match status {
-                200..=299 => return Ok(Some(body)),
+                200..=299 => return Ok(Some(resp_body)),
                 404 => return Ok(None),
                 401 if !refreshed => {
                     tracing::debug!(path, "commercetools rejected the token; refreshing it once");
                     self.inner.tokens.invalidate(&token);
                     refreshed = true;
                 }
-                _ => return Err(final_error(status, &body, path, &url)),
+                _ => return Err(final_error(status, &resp_body, path, &url)),
             }
         }
     }
 
     /// One attempt: `Ok((status, body))` for a final status, `Err` for a retryable one.
-    async fn get_once(
+    async fn send_once(
         &self,
+        verb: Verb,
         url: &str,
         path: &str,
         query: &[(String, String)],
+        body: Option<&[u8]>,
         token: &AccessToken,
     ) -> Result<(u16, Vec<u8>), AttemptError> {
         use secrecy::ExposeSecret;
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .inner
-            .http
-            .get(url)
-            .query(query)
-            .bearer_auth(token.secret.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let resp = result.map_err(|e| AttemptError {
-            retry: classify_transport(transport_failure(&e)),
+        let write = !matches!(verb, Verb::Get);
+        let transport_retry = |f| {
+            if write {
+                classify_write_transport(f)
+            } else {
+                classify_transport(f)
+            }
+        };
+        let mut request = match verb {
+            Verb::Get => self.inner.http.get(url),
+            Verb::Post => self.inner.http.post(url),
+            Verb::Delete => self.inner.http.delete(url),
+        }
+        .query(query)
+        .bearer_auth(token.secret.expose_secret())
+        .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let resp = request.send().await.map_err(|e| AttemptError {
+            retry: transport_retry(transport_failure(&e)),
             error: CtError::unreachable(url, &e),
         })?;
         let status = resp.status().as_u16();
-        tracing::trace!(url, status, "commercetools GET");
+        tracing::trace!(url, status, method = ?verb, "commercetools request");
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp
+        let resp_body = resp
             .bytes()
             .await
             .map(|b| b.to_vec())
             .map_err(|e| AttemptError {
-                retry: classify_transport(transport_failure(&e)),
+                retry: transport_retry(transport_failure(&e)),
                 error: CtError::unreachable(url, &e),
             })?;
-        match classify_status(status, retry_after.as_deref()) {
-            crate::retry::RetryDecision::DontRetry => Ok((status, body)),
+        let decision = if write {
+            classify_write_status(status, retry_after.as_deref())
+        } else {
+            classify_status(status, retry_after.as_deref())
+        };
+        match decision {
+            crate::retry::RetryDecision::DontRetry => Ok((status, resp_body)),
             retry => Err(AttemptError {
                 retry,
-                error: final_error(status, &body, path, url),
+                error: final_error(status, &resp_body, path, url),
             }),
         }
     }
+}
+
+/// The HTTP method of a request.
+#[derive(Clone, Copy, Debug)]
+enum Verb {
+    Get,
+    Post,
+    Delete,
 }
 
 fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, CtError> {

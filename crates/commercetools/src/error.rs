@@ -140,6 +140,14 @@ pub enum CtError {
         /// The decoder's message.
         message: String,
     },
+    /// A request body could not be encoded as JSON.
+    #[error("could not encode the request body of {path}: {message}")]
+    Encode {
+        /// The request path.
+        path: String,
+        /// The encoder's message.
+        message: String,
+    },
     /// Invalid configuration (bad URL, unknown project, …).
     #[error("invalid commercetools configuration: {0}")]
     Config(String),

@@ -1,10 +1,11 @@
 //! commercetools HTTP API client and the models ct-omnisend reads.
 //!
-//! * [`CtClient`]: authenticated, retrying GETs against one project ([`client`]).
+//! * [`CtClient`]: authenticated, retrying requests against one project ([`client`]).
 //! * [`CtConfig`]: connection settings ([`config`]).
 //! * [`Pager`]: keyset pagination, full and delta ([`paging`]).
 //! * [`CtError`]: typed errors that never contain credentials ([`error`]).
 //! * [`models`], [`money`], [`localized`], [`price`]: resource models and price selection.
+//! * [`subscription`]: Subscriptions (models, create/update/delete by key).
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod money;
 pub mod paging;
 pub mod price;
 pub mod retry;
+pub mod subscription;
 
 pub use client::CtClient;
 pub use config::CtConfig;

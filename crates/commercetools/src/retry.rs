@@ -28,15 +28,30 @@ pub enum RetryDecision {
 /// Classifies an HTTP status: 429, 500, 502, 503 and 504 are retried (429 honouring
 /// `Retry-After` seconds); every other status, including all other 4xx, is final.
 ///
-/// 500 (`General`) is retried because every API call the connector makes is a read: repeating
-/// it cannot change anything, and the research notes call a 500 "report, maybe retry". A
-/// persistent 500 still ends the call after the bounded retries, with its error.
+/// This is the classification of reads (`GET`); writes use [`classify_write_status`].
+/// 500 (`General`) is retried because repeating a read cannot change anything, and the
+/// research notes call a 500 "report, maybe retry". A persistent 500 still ends the call after
+/// the bounded retries, with its error.
 pub fn classify_status(status: u16, retry_after: Option<&str>) -> RetryDecision {
     match status {
         429 => RetryDecision::Retry {
             after: retry_after.and_then(parse_retry_after),
         },
         500 | 502..=504 => RetryDecision::Retry {
+            after: retry_after.and_then(parse_retry_after),
+        },
+        _ => RetryDecision::DontRetry,
+    }
+}
+
+/// Classifies the HTTP status of a write (`POST`, `DELETE`): only 429 and 503 are retried
+/// (honouring `Retry-After`). Both say the request was not processed (too many requests;
+/// `OverCapacity`/`PendingOperation`), so repeating it cannot apply a change twice. A 500, 502
+/// or 504 may come after the change was applied, so it is final for a write: the caller reads
+/// the resource again and decides.
+pub fn classify_write_status(status: u16, retry_after: Option<&str>) -> RetryDecision {
+    match status {
+        429 | 503 => RetryDecision::Retry {
             after: retry_after.and_then(parse_retry_after),
         },
         _ => RetryDecision::DontRetry,
@@ -57,13 +72,24 @@ pub enum TransportFailure {
 }
 
 /// Classifies a transport failure: connection errors, timeouts and interrupted
-/// connections are retried (all our requests are idempotent).
+/// connections are retried (reads are idempotent; writes use [`classify_write_transport`]).
 pub fn classify_transport(failure: TransportFailure) -> RetryDecision {
     match failure {
         TransportFailure::Connect | TransportFailure::Timeout | TransportFailure::Interrupted => {
             RetryDecision::Retry { after: None }
         }
         TransportFailure::Other => RetryDecision::DontRetry,
+    }
+}
+
+/// Classifies a transport failure of a write: only a failed connect (nothing was sent) is
+/// retried. A timeout or a broken connection may come after the server applied the change.
+pub fn classify_write_transport(failure: TransportFailure) -> RetryDecision {
+    match failure {
+        TransportFailure::Connect => RetryDecision::Retry { after: None },
+        TransportFailure::Timeout | TransportFailure::Interrupted | TransportFailure::Other => {
+            RetryDecision::DontRetry
+        }
     }
 }
 
@@ -253,6 +279,39 @@ mod tests {
             classify_transport(TransportFailure::Other),
             RetryDecision::DontRetry
         );
+    }
+
+    #[test]
+    fn writes_retry_only_what_cannot_have_been_applied() {
+        for s in [429, 503] {
+            assert_eq!(
+                classify_write_status(s, None),
+                RetryDecision::Retry { after: None },
+                "{s}"
+            );
+        }
+        for s in [200, 400, 404, 409, 500, 502, 504] {
+            assert_eq!(
+                classify_write_status(s, None),
+                RetryDecision::DontRetry,
+                "{s}"
+            );
+        }
+        assert_eq!(
+            classify_write_transport(TransportFailure::Connect),
+            RetryDecision::Retry { after: None }
+        );
+        for f in [
+            TransportFailure::Timeout,
+            TransportFailure::Interrupted,
+            TransportFailure::Other,
+        ] {
+            assert_eq!(
+                classify_write_transport(f),
+                RetryDecision::DontRetry,
+                "{f:?}"
+            );
+        }
     }
 
     #[test]

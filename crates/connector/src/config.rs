@@ -76,6 +76,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 mod contacts;
 mod events;
 mod schedule;
+mod subscriptions;
 pub use contacts::{
     AddressKind, ChannelConsentSettings, ContactsSettings, CustomFieldSettings, PhoneSource,
     PrimaryIdentifier, RESERVED_PROPERTIES, RawChannelConsent, RawConsentRule, RawContacts,
@@ -86,6 +87,10 @@ pub use events::{
     RawAdmin, RawEvents, RawOidc, RawServer, ServerSettings,
 };
 pub use schedule::{CronSchedule, RawSchedule, ScheduleSettings};
+pub use subscriptions::{
+    AwsAuth, DEFAULT_KEY_PREFIX, DestinationSettings, RawDestination, RawSubscriptions,
+    SubscriptionFormat, SubscriptionsSettings,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly the TOML shape.
@@ -212,6 +217,9 @@ pub struct RawSettings {
     /// `[schedule]`.
     #[serde(default)]
     pub schedule: RawSchedule,
+    /// `[subscriptions]`.
+    #[serde(default)]
+    pub subscriptions: RawSubscriptions,
     /// `[[stores]]`.
     #[serde(default)]
     pub stores: Vec<RawStore>,
@@ -527,6 +535,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// `serve`'s scheduled jobs.
     pub schedule: ScheduleSettings,
+    /// The commercetools Subscriptions `subscriptions install` provisions.
+    pub subscriptions: SubscriptionsSettings,
     /// Store routes.
     pub stores: Vec<StoreSettings>,
 }
@@ -649,6 +659,7 @@ impl Settings {
         let events = EventsSettings::from_raw(raw.events)?;
         let server = ServerSettings::from_raw(raw.server)?;
         let schedule = ScheduleSettings::from_raw(raw.schedule)?;
+        let subscriptions = SubscriptionsSettings::from_raw(raw.subscriptions)?;
 
         if raw.stores.is_empty() {
             return Err(invalid(
@@ -723,6 +734,7 @@ impl Settings {
             events,
             server,
             schedule,
+            subscriptions,
             stores,
         })
     }

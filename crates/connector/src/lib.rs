@@ -15,5 +15,6 @@ pub mod replay;
 pub mod schedule;
 pub mod serve;
 pub mod store;
+pub mod subscriptions;
 pub mod sync;
 pub mod telemetry;

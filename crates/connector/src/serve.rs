@@ -108,9 +108,12 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
         if let Ok(cursors) = h.store.cursors().await {
             stale = cursors
                 .into_iter()
-                .filter(|c| h.watched.iter().any(|(catalog, route)| {
-                    *route == c.route && *catalog == crate::sync::catalog::is_catalog_entity(&c.entity)
-                }))
+                .filter(|c| {
+                    h.watched.iter().any(|(catalog, route)| {
+                        *route == c.route
+                            && *catalog == crate::sync::catalog::is_catalog_entity(&c.entity)
+                    })
+                })
                 .filter(|c| now - c.updated_at > max)
                 .map(|c| format!("{}:{}", c.entity, c.route))
                 .collect();

@@ -66,6 +66,12 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// The commercetools Subscriptions `serve` needs: install, status, remove.
+    Subscriptions {
+        /// Sub-command.
+        #[command(subcommand)]
+        command: SubscriptionsCommand,
+    },
     /// Runs the whole product against built-in emulators of both APIs with a generated shop.
     Demo {
         /// Exit after the demo runs instead of keeping the emulators up.
@@ -155,6 +161,46 @@ pub enum RejectedCommand {
     },
 }
 
+/// `subscriptions` sub-commands (see docs/subscriptions.md).
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Create the Subscriptions the configuration needs; update drifted ones in place.
+    Install {
+        /// Read only: print what would be done and the drafts (secrets masked).
+        #[arg(long)]
+        dry_run: bool,
+        /// Send the destination again (with the secrets now in the environment) even where
+        /// nothing differs: commercetools hides secrets, so a rotated one is never seen.
+        #[arg(long)]
+        rotate_secrets: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the project's Subscriptions with the configuration (exit code 3 when one is
+    /// missing or drifted).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the connector's Subscriptions (key `key_prefix` or `key_prefix-…`), no others.
+    Remove {
+        /// Read only: list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only those the configuration no longer needs.
+        #[arg(long)]
+        not_needed: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit code of `subscriptions status` when a Subscription is missing or drifted.
+pub const EXIT_SUBSCRIPTIONS_OUT_OF_SYNC: u8 = 3;
+
 /// `config` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -190,6 +236,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => {
             let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
             crate::serve::serve(settings, listen.as_deref(), &process_env).await
+        }
+        Command::Subscriptions { command } => {
+            let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
+            subscriptions(&settings, command, &process_env).await
         }
         Command::Status { json } => {
             let settings = load_settings(cli.config.as_deref(), cli.state.as_deref())?;
@@ -360,6 +410,54 @@ pub async fn sync(
         output::print_summary_to(&mut std::io::stdout(), &summaries)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions install | status | remove`. Needs no state store.
+async fn subscriptions(
+    settings: &Settings,
+    command: SubscriptionsCommand,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use connector::subscriptions as subs;
+    let ct = app::commercetools_client(settings)?;
+    let s = &settings.subscriptions;
+    let ok = match command {
+        SubscriptionsCommand::Install {
+            dry_run,
+            rotate_secrets,
+            json,
+        } => {
+            let options = subs::InstallOptions {
+                dry_run,
+                rotate_secrets,
+            };
+            let report = subs::install_with(&ct, s, env, &options).await?;
+            output::print_subscriptions_install(&report, json)?;
+            !report.failed()
+        }
+        SubscriptionsCommand::Status { json } => {
+            let report = subs::status(&ct, s).await?;
+            output::print_subscriptions_status(&report, json)?;
+            if !report.in_sync() {
+                return Ok(ExitCode::from(EXIT_SUBSCRIPTIONS_OUT_OF_SYNC));
+            }
+            true
+        }
+        SubscriptionsCommand::Remove {
+            dry_run,
+            not_needed,
+            json,
+        } => {
+            let report = subs::remove(&ct, s, dry_run, not_needed).await?;
+            output::print_subscriptions_remove(&report, json)?;
+            !report.failed()
+        }
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn config_check(path: Option<&Path>, state: Option<&str>) -> anyhow::Result<ExitCode> {

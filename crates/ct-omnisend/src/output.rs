@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use connector::store::{Rejected, StateStore};
+use connector::subscriptions::{
+    InstallAction, InstallReport, RemoveOutcome, RemoveReport, State, StatusReport,
+};
 use connector::sync::RunSummary;
 use connector::sync::catalog::ReplayOutcome;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -297,6 +300,174 @@ pub fn print_replay(outcomes: &[ReplayOutcome], json: bool) -> anyhow::Result<()
         println!(
             "{:>5}  {:<8} {:<10} {:<38} {}",
             o.id, o.store, o.entity, o.ct_id, o.detail
+        );
+    }
+    Ok(())
+}
+
+/// `subscriptions install`: a table (and, for a dry run, the drafts with secrets masked), or
+/// one JSON document. Failures go to stderr as `error: KEY: …`.
+pub fn print_subscriptions_install(report: &InstallReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        write_subscriptions_install(&mut out, report)?;
+    }
+    for item in report.subscriptions.iter().filter(|i| i.error.is_some()) {
+        eprintln!(
+            "error: {}: {}",
+            item.key,
+            item.error.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn version_text(from: Option<i64>, to: Option<i64>) -> String {
+    match (from, to) {
+        (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
+        (_, Some(b)) => b.to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// The human form of [`print_subscriptions_install`].
+pub fn write_subscriptions_install(
+    out: &mut dyn Write,
+    report: &InstallReport,
+) -> anyhow::Result<()> {
+    if report.dry_run {
+        writeln!(out, "dry run: nothing was changed")?;
+    }
+    writeln!(
+        out,
+        "{:<32} {:<10} {:<16} {:<9} details",
+        "key", "concern", "action", "version"
+    )?;
+    for i in &report.subscriptions {
+        let action = match (report.dry_run, i.action, i.error.is_some()) {
+            (_, _, true) => format!("FAILED {}", i.action.as_str()),
+            (true, InstallAction::Unchanged, _) => "unchanged".to_owned(),
+            (true, a, _) => format!("would {}", a.as_str()),
+            (false, InstallAction::Create, _) => "created".to_owned(),
+            (false, InstallAction::Update, _) => "updated".to_owned(),
+            (false, InstallAction::Replace, _) => "replaced".to_owned(),
+            (false, InstallAction::Unchanged, _) => "unchanged".to_owned(),
+        };
+        let mut details: Vec<String> = Vec::new();
+        if !i.update_actions.is_empty() {
+            details.push(i.update_actions.join(", "));
+        }
+        details.extend(i.differences.iter().map(|d| d.describe()));
+        if let Some(prev) = &i.previous_id {
+            details.push(format!("replaces {prev}"));
+        }
+        writeln!(
+            out,
+            "{:<32} {:<10} {:<16} {:<9} {}",
+            i.key,
+            i.concern.as_str(),
+            action,
+            version_text(i.previous_version, i.version),
+            details.join("; ")
+        )?;
+    }
+    if report.dry_run {
+        writeln!(out, "drafts (secrets masked):")?;
+        for i in &report.subscriptions {
+            if let Some(d) = &i.draft {
+                writeln!(out, "{}", serde_json::to_string_pretty(d)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `subscriptions status`: a table or one JSON document.
+pub fn print_subscriptions_status(report: &StatusReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "in_sync": report.in_sync(),
+                "subscriptions": report.subscriptions,
+            }))?
+        );
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    write_subscriptions_status(&mut out, report)
+}
+
+/// The human form of [`print_subscriptions_status`].
+pub fn write_subscriptions_status(
+    out: &mut dyn Write,
+    report: &StatusReport,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<32} {:<10} {:<11} {:<7} {:<10} details",
+        "key", "concern", "state", "version", "health"
+    )?;
+    for i in &report.subscriptions {
+        let details = match i.state {
+            State::NotNeeded => "`subscriptions remove --not-needed` deletes it".to_owned(),
+            State::Missing => "`subscriptions install` creates it".to_owned(),
+            _ => i
+                .differences
+                .iter()
+                .map(|d| d.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        writeln!(
+            out,
+            "{:<32} {:<10} {:<11} {:<7} {:<10} {}",
+            i.key,
+            i.concern.map_or("-", |c| c.as_str()),
+            i.state.label(),
+            i.version.map_or("-".to_owned(), |v| v.to_string()),
+            i.health.as_deref().unwrap_or("-"),
+            details
+        )?;
+    }
+    if !report.in_sync() {
+        writeln!(
+            out,
+            "out of sync: `ct-omnisend subscriptions install` creates and updates them"
+        )?;
+    }
+    Ok(())
+}
+
+/// `subscriptions remove`: a table or one JSON document. Failures go to stderr.
+pub fn print_subscriptions_remove(report: &RemoveReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        if report.dry_run {
+            writeln!(out, "dry run: nothing was changed")?;
+        }
+        if report.subscriptions.is_empty() {
+            writeln!(out, "no subscriptions of ours")?;
+        }
+        for i in &report.subscriptions {
+            let outcome = match i.outcome {
+                RemoveOutcome::Removed => "removed",
+                RemoveOutcome::WouldRemove => "would remove",
+                RemoveOutcome::AlreadyGone => "already gone",
+                RemoveOutcome::Failed => "FAILED",
+            };
+            writeln!(out, "{:<32} {:<38} {:<13}", i.key, i.id, outcome)?;
+        }
+    }
+    for i in report.subscriptions.iter().filter(|i| i.error.is_some()) {
+        eprintln!(
+            "error: {}: {}",
+            i.key,
+            i.error.as_deref().unwrap_or_default()
         );
     }
     Ok(())

@@ -4,7 +4,8 @@
 //!   projections, products, categories, stores, channels, product types, customers, customer
 //!   groups, types, carts, orders, discount codes, messages, and the in-store customer/cart/order
 //!   endpoints) with a real `where` predicate parser, sorting and paging, plus order and cart
-//!   lifecycle operations that record the Messages commercetools emits.
+//!   lifecycle operations that record the Messages commercetools emits, and a writable
+//!   Subscriptions endpoint (create, update, delete with version checks).
 //! * [`OmnisendEmulator`] — the Omnisend API version `2026-03-15` (products, product categories,
 //!   batches, contacts, events) with spec validation, RFC 9457 problem errors, a sliding-window
 //!   rate limiter and a request log.

@@ -309,7 +309,11 @@ fn cards(snap: &Snapshot) -> Markup {
     let failed_jobs = snap
         .jobs
         .iter()
-        .filter(|j| j.last_outcome.as_deref().is_some_and(|o| !o.starts_with("ok")))
+        .filter(|j| {
+            j.last_outcome
+                .as_deref()
+                .is_some_and(|o| !o.starts_with("ok"))
+        })
         .count();
     let stale = |oldest: Option<OffsetDateTime>| {
         oldest.is_some_and(|t| snap.now - t > time::Duration::minutes(15))

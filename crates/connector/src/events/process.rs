@@ -1194,24 +1194,34 @@ impl Processor {
 /// `Processor::order`).
 pub const ADOPT_ORDERS_OLDER_THAN: time::Duration = time::Duration::hours(24);
 
+/// The order Message types that report the change event `name` stands for (empty for the
+/// events that are not about orders). An order notification of any type makes the processor
+/// re-read the order; these types decide which of an adopted old order's events is sent, and
+/// they are the order messages `ct-omnisend subscriptions install` subscribes to.
+pub fn order_messages_for(name: EventName) -> &'static [&'static str] {
+    match name {
+        EventName::PlacedOrder | EventName::OrderedProduct => &["OrderCreated", "OrderImported"],
+        EventName::PaidForOrder => &["OrderPaymentStateChanged"],
+        EventName::OrderFulfilled => &[
+            "OrderShipmentStateChanged",
+            "DeliveryAdded",
+            "ParcelAddedToDelivery",
+        ],
+        EventName::OrderCanceled => &["OrderStateChanged"],
+        EventName::OrderRefunded => &[
+            "ReturnInfoAdded",
+            "ReturnInfoSet",
+            "OrderReturnShipmentStateChanged",
+        ],
+        EventName::AddedProductToCart | EventName::StartedCheckout | EventName::ViewedProduct => {
+            &[]
+        }
+    }
+}
+
 /// Whether the notification `kind` (a Message type) is the change that event `name` reports.
 fn notified_by(kind: &str, name: EventName) -> bool {
-    match name {
-        EventName::PlacedOrder | EventName::OrderedProduct => {
-            matches!(kind, "OrderCreated" | "OrderImported")
-        }
-        EventName::PaidForOrder => kind == "OrderPaymentStateChanged",
-        EventName::OrderFulfilled => matches!(
-            kind,
-            "OrderShipmentStateChanged" | "DeliveryAdded" | "ParcelAddedToDelivery"
-        ),
-        EventName::OrderCanceled => kind == "OrderStateChanged",
-        EventName::OrderRefunded => matches!(
-            kind,
-            "ReturnInfoAdded" | "ReturnInfoSet" | "OrderReturnShipmentStateChanged"
-        ),
-        _ => false,
-    }
+    order_messages_for(name).contains(&kind)
 }
 
 /// The facts of events recorded as done without sending them.

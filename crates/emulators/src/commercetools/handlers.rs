@@ -7,6 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use super::subscriptions::{self, Refusal};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
@@ -24,8 +26,11 @@ pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
         .route("/oauth/token", post(token))
         .route("/{pk}", get(project))
-        .route("/{pk}/{resource}", get(query))
-        .route("/{pk}/{resource}/{id}", get(by_id))
+        .route("/{pk}/{resource}", get(query).post(create))
+        .route(
+            "/{pk}/{resource}/{id}",
+            get(by_id).post(update).delete(delete),
+        )
         .route("/{pk}/in-store/{store}/{resource}", get(in_store_query))
         .route(
             "/{pk}/in-store/{store}/{resource}/{id}",
@@ -101,28 +106,37 @@ async fn guard(State(shared): State<Shared>, req: Request, next: Next) -> Respon
 /// `Some(rejection)` unless the bearer token is valid for this project.
 fn authorize(s: &mut CtState, bearer: Option<&str>, path: &str) -> Option<Response> {
     let now = tokio::time::Instant::now();
-    let valid = bearer
+    let Some(token) = bearer
         .and_then(|t| s.tokens.get(t))
-        .is_some_and(|t| t.expires > now);
-    if !valid {
+        .filter(|t| t.expires > now)
+    else {
         return Some(invalid_token());
-    }
-    let pk = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    };
+    let mut segments = path.trim_start_matches('/').split('/');
+    let pk = segments.next().unwrap_or_default();
     if pk != s.project_key {
-        let msg = format!(
-            "Insufficient scope. One of the following scopes is missing: manage_project:{pk}"
-        );
-        let mut resp = ct_error(403, "insufficient_scope", &msg);
-        if let Ok(v) = HeaderValue::from_str("Bearer error=\"insufficient_scope\"") {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        return Some(insufficient_scope(&format!("manage_project:{pk}")));
+    }
+    // Only the Subscriptions endpoint checks the token's scopes (it is the only one with a
+    // scope of its own that a read-only API client lacks).
+    if segments.next() == Some("subscriptions") {
+        let granted = token.scope.split_whitespace().any(|g| {
+            g == format!("manage_subscriptions:{pk}") || g == format!("manage_project:{pk}")
+        });
+        if !granted {
+            return Some(insufficient_scope(&format!("manage_subscriptions:{pk}")));
         }
-        return Some(resp);
     }
     None
+}
+
+fn insufficient_scope(missing: &str) -> Response {
+    let msg = format!("Insufficient scope. One of the following scopes is missing: {missing}");
+    let mut resp = ct_error(403, "insufficient_scope", &msg);
+    if let Ok(v) = HeaderValue::from_str("Bearer error=\"insufficient_scope\"") {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
 }
 
 fn fault_response(code: u16) -> Response {
@@ -221,6 +235,7 @@ async fn token(
         access_token.clone(),
         Token {
             expires: tokio::time::Instant::now() + std::time::Duration::from_secs(ttl),
+            scope: scope.clone(),
         },
     );
     json_response(
@@ -255,6 +270,7 @@ enum Resource {
     Orders,
     DiscountCodes,
     Messages,
+    Subscriptions,
 }
 
 impl Resource {
@@ -273,6 +289,7 @@ impl Resource {
             "orders" => Self::Orders,
             "discount-codes" => Self::DiscountCodes,
             "messages" => Self::Messages,
+            "subscriptions" => Self::Subscriptions,
             _ => return None,
         })
     }
@@ -303,6 +320,7 @@ impl Resource {
             Self::Orders => &s.orders,
             Self::DiscountCodes => &s.discount_codes,
             Self::Messages => &s.messages,
+            Self::Subscriptions => &s.subscriptions,
         }
     }
 
@@ -475,6 +493,9 @@ fn run_query(shared: &Shared, resource: &str, store: Option<&str>, raw: Option<&
             .filter_map(|p| projection(p, staged))
             .collect();
         params.response(results, total)
+    } else if res == Resource::Subscriptions {
+        let (page, total) = params.run(items);
+        params.response(page.into_iter().map(subscriptions::masked).collect(), total)
     } else {
         let (page, total) = params.run(items);
         params.response(page.into_iter().cloned().collect(), total)
@@ -550,12 +571,105 @@ fn lookup(
     let found = found.filter(|v| store_key.as_deref().is_none_or(|k| res.in_store(v, k)));
     let body = match (res, found) {
         (Resource::ProductProjections, Some(p)) => projection(p, staged),
+        (Resource::Subscriptions, found) => found.map(subscriptions::masked),
         (_, found) => found.cloned(),
     };
     drop(s);
     match body {
         Some(b) => json_response(200, b),
         None => ct_error(404, "ResourceNotFound", &not_found_msg),
+    }
+}
+
+fn refusal(r: Refusal) -> Response {
+    let mut error = Map::new();
+    error.insert("code".into(), json!(r.code));
+    error.insert("message".into(), json!(r.message));
+    error.extend(r.extra);
+    json_response(
+        r.status,
+        json!({"statusCode": r.status, "message": r.message, "errors": [Value::Object(error)]}),
+    )
+}
+
+/// Only Subscriptions can be written over HTTP.
+fn read_only(resource: &str) -> Response {
+    ct_error(
+        405,
+        "InvalidOperation",
+        &format!("The emulator serves '{resource}' read only; only subscriptions can be written."),
+    )
+}
+
+fn json_body(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal {
+        status: 400,
+        code: "InvalidJsonInput",
+        message: "Request body does not contain valid JSON.".into(),
+        extra: [("detailedErrorMessage".to_owned(), json!(e.to_string()))]
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// `POST /{projectKey}/{resource}`: creates a Subscription (201).
+async fn create(
+    State(shared): State<Shared>,
+    Path((_pk, resource)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if resource != "subscriptions" {
+        return read_only(&resource);
+    }
+    let draft = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return refusal(r),
+    };
+    let created = lock(&shared).create_subscription(&draft);
+    match created {
+        Ok(sub) => json_response(201, subscriptions::masked(&sub)),
+        Err(r) => refusal(r),
+    }
+}
+
+/// `POST /{projectKey}/{resource}/{id}` (or `key={key}`): updates a Subscription.
+async fn update(
+    State(shared): State<Shared>,
+    Path((_pk, resource, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    if resource != "subscriptions" {
+        return read_only(&resource);
+    }
+    let update = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return refusal(r),
+    };
+    let updated = lock(&shared).update_subscription(&id, &update);
+    match updated {
+        Ok(sub) => json_response(200, subscriptions::masked(&sub)),
+        Err(r) => refusal(r),
+    }
+}
+
+/// `DELETE /{projectKey}/{resource}/{id}?version=` (or `key={key}`): deletes a Subscription.
+async fn delete(
+    State(shared): State<Shared>,
+    Path((_pk, resource, id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if resource != "subscriptions" {
+        return read_only(&resource);
+    }
+    let pairs = query_pairs(raw.as_deref());
+    let version = pairs
+        .iter()
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| v.as_str());
+    let deleted = lock(&shared).delete_subscription(&id, version);
+    match deleted {
+        Ok(sub) => json_response(200, subscriptions::masked(&sub)),
+        Err(r) => refusal(r),
     }
 }
 

@@ -27,12 +27,21 @@
 //! [`CtEmulator::add_line_item`], …) record none: commercetools has no messages for them. Build
 //! Subscription deliveries from recorded messages with [`crate::notify`].
 //!
+//! # Subscriptions
+//!
+//! `/{projectKey}/subscriptions` is writable: create, query, get by id or key, update by id or
+//! key (`changeDestination`, `setMessages`, `setChanges`, `setKey`) with version checks, delete
+//! with `?version=`; it needs the scope `manage_subscriptions` (or `manage_project`) in the
+//! token. Details in the `subscriptions` module; [`CtEmulator::subscriptions`] shows what is
+//! stored. Every other resource is read only over HTTP.
+//!
 //! Faults ([`Faults`]) apply to the authenticated API endpoints only, never to the token
 //! endpoint (latency applies to both). Injected statuses: 429, 500, 502, 503 (`OverCapacity`).
 
 mod handlers;
 mod predicate;
 mod query;
+mod subscriptions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -80,6 +89,9 @@ impl Default for CtEmulatorConfig {
 #[derive(Debug)]
 pub(crate) struct Token {
     pub expires: tokio::time::Instant,
+    /// The granted scopes, space-separated (`manage_project:{projectKey}` unless the request
+    /// asked for others).
+    pub scope: String,
 }
 
 /// Everything the emulator stores, behind one mutex.
@@ -105,6 +117,8 @@ pub(crate) struct CtState {
     pub carts: BTreeMap<String, Value>,
     pub orders: BTreeMap<String, Value>,
     pub discount_codes: BTreeMap<String, Value>,
+    /// Subscriptions by id, as stored (secrets unmasked).
+    pub subscriptions: BTreeMap<String, Value>,
     pub faults: FaultInjector,
     pub request_count: u64,
     last_stamp: Option<OffsetDateTime>,
@@ -260,6 +274,7 @@ impl CtEmulator {
             carts: BTreeMap::new(),
             orders: BTreeMap::new(),
             discount_codes: BTreeMap::new(),
+            subscriptions: BTreeMap::new(),
             faults: FaultInjector::new(cfg.faults),
             request_count: 0,
             last_stamp: None,
@@ -944,6 +959,23 @@ impl CtEmulator {
             c["customerEmail"] = json!(email);
             Ok(())
         })
+    }
+
+    // ------------------------------------------------------------ subscriptions
+
+    /// The stored Subscriptions in id order, exactly as stored: secrets unmasked, unlike the
+    /// API's answers (see the `subscriptions` endpoint module).
+    pub fn subscriptions(&self) -> Vec<Value> {
+        lock(&self.shared).subscriptions.values().cloned().collect()
+    }
+
+    /// The stored Subscription with `key`, unmasked.
+    pub fn subscription_by_key(&self, key: &str) -> Option<Value> {
+        lock(&self.shared)
+            .subscriptions
+            .values()
+            .find(|s| s["key"].as_str() == Some(key))
+            .cloned()
     }
 
     /// Invalidates every issued token; the next API call with one gets 401 `invalid_token`.
