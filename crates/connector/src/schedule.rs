@@ -671,6 +671,7 @@ mod tests {
         let j = job(Some(60), Some("0 3 * * *"));
         let mut s = state(t0);
         s.last_started = Some(datetime!(2026-11-27 02:59:30 UTC));
+        s.last_finished = Some(datetime!(2026-11-27 02:59:40 UTC));
         assert_eq!(decide(&j, &s, datetime!(2026-11-27 02:59:59 UTC)), None);
         assert_eq!(
             decide(&j, &s, datetime!(2026-11-27 03:00 UTC)),
@@ -678,6 +679,7 @@ mod tests {
         );
         s.last_full = Some(datetime!(2026-11-27 03:00 UTC));
         s.last_started = s.last_full;
+        s.last_finished = Some(datetime!(2026-11-27 03:00:30 UTC));
         assert_eq!(
             decide(&j, &s, datetime!(2026-11-27 03:01 UTC)),
             Some(RunMode::Delta)
