@@ -152,7 +152,14 @@ pub struct Delivery {
     wake: Arc<Notify>,
     lane: Option<Lane>,
     last_reconcile: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Set at shutdown: requests that get their permit from now on are withdrawn, not sent.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// At shutdown, how long a delivery round may go on finishing its requests in flight before it
+/// is dropped (what still waits for a rate permit then was never sent; its rows come back when
+/// their leases are released).
+pub const STOP_DRAIN: Duration = Duration::from_secs(3);
 
 impl Delivery {
     /// `clients`: one per brand id (the API key variable). Delivery sends through a copy of
@@ -196,6 +203,7 @@ impl Delivery {
             wake,
             lane: None,
             last_reconcile: Arc::default(),
+            stopping: Arc::default(),
         }
     }
 
@@ -214,7 +222,25 @@ impl Delivery {
             if stop.is_cancelled() {
                 break;
             }
-            let claimed = match self.round(OffsetDateTime::now_utc()).await {
+            let round = self.round(OffsetDateTime::now_utc());
+            tokio::pin!(round);
+            let result = tokio::select! {
+                r = &mut round => r,
+                () = stop.cancelled() => {
+                    // Requests in flight finish; nothing new leaves (see `lease_guard`); what
+                    // still waits for a rate permit (the brand's budget may be used up for
+                    // a minute) is dropped unsent.
+                    self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+                    match tokio::time::timeout(STOP_DRAIN, &mut round).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::info!("delivery stopped while waiting for rate permits");
+                            break;
+                        }
+                    }
+                }
+            };
+            let claimed = match result {
                 Ok(stats) => stats.claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox delivery round failed; retrying");
@@ -399,11 +425,16 @@ impl Delivery {
         let store = self.store.clone();
         let owner = self.owner.clone();
         let lease = self.settings.lease;
+        let stopping = self.stopping.clone();
         Box::new(move || {
             let store = store.clone();
             let owner = owner.clone();
             let ids = ids.clone();
+            let stopping = stopping.clone();
             Box::pin(async move {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
                 let until = OffsetDateTime::now_utc() + lease;
                 // One statement for the whole request: the permit is already granted, so the
                 // request must leave promptly.
