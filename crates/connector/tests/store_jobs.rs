@@ -152,11 +152,18 @@ async fn the_shared_budget_grants_the_limit_per_window_then_says_how_long_to_wai
                 wait > Duration::from_secs(55) && wait <= Duration::from_secs(64),
                 "the first grant leaves the window in about a minute: {wait:?}"
             );
-            // Another brand has its own budget.
+            // Another brand has its own budget, also taken several units at a time.
             assert_eq!(
                 s.take_request_budget("brand-b", 10).await.unwrap(),
                 BudgetGrant::Granted
             );
+            let (n, _) = s.take_request_budget_units("brand-b", 10, 7).await.unwrap();
+            assert_eq!(n, 7);
+            let (n, _) = s.take_request_budget_units("brand-b", 10, 7).await.unwrap();
+            assert_eq!(n, 2, "only what is left of the window");
+            let (n, wait) = s.take_request_budget_units("brand-b", 10, 7).await.unwrap();
+            assert_eq!(n, 0);
+            assert!(wait > Duration::from_secs(55));
         }
     }
 }

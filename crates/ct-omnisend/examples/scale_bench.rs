@@ -22,7 +22,9 @@
 //! still taken per request through PostgreSQL.
 //!
 //! Reported: events/s = events / (last `receivedAt` − first `receivedAt`) at the Omnisend
-//! emulator, distinct `eventID`s (must equal the events), the ingest time and the total time.
+//! emulator; the steady-state rate = events received after the last webhook was acknowledged /
+//! (last `receivedAt` − that moment), when ingest no longer competes for the cores; distinct
+//! `eventID`s (must equal the events), the ingest time and the total time.
 //! A summary on stderr and one `RESULT {json}` line on stdout.
 
 use std::process::Stdio;
@@ -213,6 +215,7 @@ omnisend_api_key_env = "SCALE_KEY"
         p.await??;
     }
     let ingested = started.elapsed();
+    let ingest_end_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let deadline = Instant::now() + Duration::from_secs(1800);
     while omnisend.events(KEY).len() < a.orders {
         if Instant::now() > deadline {
@@ -233,6 +236,18 @@ omnisend_api_key_env = "SCALE_KEY"
     let first = received.iter().min().copied().unwrap_or(0);
     let last = received.iter().max().copied().unwrap_or(0);
     let span_s = ((last - first).max(1)) as f64 / 1000.0;
+    // Steady state: the events delivered after the last webhook was acknowledged, over the time
+    // from then to the last delivery (ingest no longer competes for the two cores).
+    let after: Vec<i64> = received
+        .iter()
+        .copied()
+        .filter(|t| *t > ingest_end_ms)
+        .collect();
+    let steady = if after.is_empty() {
+        0.0
+    } else {
+        after.len() as f64 / ((last - ingest_end_ms).max(1) as f64 / 1000.0)
+    };
     let distinct: std::collections::HashSet<&str> = events
         .iter()
         .filter_map(|e| e["eventID"].as_str())
@@ -246,16 +261,21 @@ omnisend_api_key_env = "SCALE_KEY"
         "distinct_event_ids": distinct.len(),
         "delivery_span_s": span_s,
         "events_per_s": events.len() as f64 / span_s,
+        "steady_events_per_s": steady,
+        "steady_events": after.len(),
         "ingest_s": ingested.as_secs_f64(),
         "total_s": total.as_secs_f64(),
         "requests": omnisend.requests().len(),
     });
     eprintln!(
-        "{} instance(s): {} events in {:.1} s = {:.1} events/s ({} distinct ids; ingest {:.1} s)",
+        "{} instance(s): {} events in {:.1} s = {:.1} events/s; after ingest {:.1} events/s \
+         ({} events); {} distinct ids; ingest {:.1} s",
         a.instances,
         events.len(),
         span_s,
         events.len() as f64 / span_s,
+        steady,
+        after.len(),
         distinct.len(),
         ingested.as_secs_f64()
     );

@@ -305,8 +305,25 @@ impl StateStore {
         brand: &str,
         limit: u32,
     ) -> Result<BudgetGrant, StoreError> {
+        Ok(
+            match self.take_request_budget_units(brand, limit, 1).await? {
+                (0, wait) => BudgetGrant::Exhausted(wait),
+                _ => BudgetGrant::Granted,
+            },
+        )
+    }
+
+    /// [`StateStore::take_request_budget`] for up to `wanted` units at once: how many were
+    /// granted (0 when the budget is used up) and, when none, how long to wait. The units
+    /// count in the current second, so they must be used at once.
+    pub async fn take_request_budget_units(
+        &self,
+        brand: &str,
+        limit: u32,
+        wanted: u32,
+    ) -> Result<(u32, Duration), StoreError> {
         let Pool::Postgres(pool) = &self.pool else {
-            return Ok(BudgetGrant::Granted);
+            return Ok((wanted, Duration::ZERO));
         };
         let mut tx = pool.begin().await?;
         sqlx::query(
@@ -322,16 +339,20 @@ impl StateStore {
              win AS (SELECT COALESCE(SUM(used), 0)::BIGINT AS used, MIN(second) AS oldest \
                      FROM rate_budget, clock \
                      WHERE brand = $1 AND second > clock.ms / 1000 - $3), \
+             granted AS (SELECT LEAST($4, $2 - win.used) AS n FROM win WHERE win.used < $2), \
              took AS (INSERT INTO rate_budget (brand, second, used) \
-                      SELECT $1, clock.ms / 1000, 1 FROM clock, win WHERE win.used < $2 \
-                      ON CONFLICT (brand, second) DO UPDATE SET used = rate_budget.used + 1 \
+                      SELECT $1, clock.ms / 1000, granted.n FROM clock, granted \
+                      ON CONFLICT (brand, second) DO UPDATE \
+                      SET used = rate_budget.used + excluded.used \
                       RETURNING 1) \
-             SELECT clock.ms, win.used, win.oldest, (SELECT COUNT(*) FROM took)::BIGINT \
+             SELECT clock.ms, win.used, win.oldest, \
+             COALESCE((SELECT n FROM granted), 0)::BIGINT * (SELECT COUNT(*) FROM took)::BIGINT \
              FROM clock, win",
         )
         .bind(brand)
         .bind(i64::from(limit))
         .bind(BUDGET_WINDOW_SECS)
+        .bind(i64::from(wanted.max(1)))
         .fetch_one(&mut *tx)
         .await?;
         let (now_ms, _used, oldest, took) = row;
@@ -343,12 +364,12 @@ impl StateStore {
             .await?;
         tx.commit().await?;
         if took > 0 {
-            return Ok(BudgetGrant::Granted);
+            return Ok((u32::try_from(took).unwrap_or(1), Duration::ZERO));
         }
         // The oldest counted second leaves the window at (oldest + window) s.
         let free_at_ms = oldest.map_or(now_ms + 1000, |s| (s + BUDGET_WINDOW_SECS) * 1000);
         let wait = u64::try_from((free_at_ms - now_ms).max(10)).unwrap_or(1000);
-        Ok(BudgetGrant::Exhausted(Duration::from_millis(wait)))
+        Ok((0, Duration::from_millis(wait)))
     }
 }
 
