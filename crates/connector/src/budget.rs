@@ -61,7 +61,7 @@ impl SharedBudget for StoreBudget {
             }
             match self
                 .store
-                .take_request_budget_units(&self.brand, self.limit, self.chunk)
+                .take_request_budget(&self.brand, self.limit, self.chunk)
                 .await
             {
                 Ok((0, wait)) => BudgetDecision::RetryAfter(wait),

@@ -78,15 +78,6 @@ impl JobState {
     }
 }
 
-/// The answer of [`StateStore::take_request_budget`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BudgetGrant {
-    /// One request may leave now.
-    Granted,
-    /// The brand's budget is used up; ask again after this long.
-    Exhausted(Duration),
-}
-
 /// Columns read by [`JobState::from_row`], for `concat!` into SQL.
 macro_rules! job_columns {
     () => {
@@ -297,26 +288,12 @@ impl StateStore {
         Ok(())
     }
 
-    /// Takes one request from `brand`'s shared budget of `limit` requests per 60 s (see the
-    /// module docs). On SQLite — one instance by definition — it always grants: the process's
-    /// own rate controller is the only sender.
+    /// Takes up to `wanted` units from `brand`'s shared budget of `limit` requests per 60 s
+    /// (see the module docs): how many were granted (0 when the budget is used up) and, when
+    /// none, how long to wait. The units count in the current second, so they must be used at
+    /// once. On SQLite — one instance by definition — it grants everything: the process's own
+    /// rate controller is the only sender.
     pub async fn take_request_budget(
-        &self,
-        brand: &str,
-        limit: u32,
-    ) -> Result<BudgetGrant, StoreError> {
-        Ok(
-            match self.take_request_budget_units(brand, limit, 1).await? {
-                (0, wait) => BudgetGrant::Exhausted(wait),
-                _ => BudgetGrant::Granted,
-            },
-        )
-    }
-
-    /// [`StateStore::take_request_budget`] for up to `wanted` units at once: how many were
-    /// granted (0 when the budget is used up) and, when none, how long to wait. The units
-    /// count in the current second, so they must be used at once.
-    pub async fn take_request_budget_units(
         &self,
         brand: &str,
         limit: u32,

@@ -166,7 +166,7 @@ mod events;
 mod inbox;
 mod jobs;
 
-pub use jobs::{BUDGET_WINDOW_SECS, BudgetGrant, JobState, QueueGauges};
+pub use jobs::{BUDGET_WINDOW_SECS, JobState, QueueGauges};
 
 impl StateStore {
     /// Opens (creating if needed) the state database at `url` and runs the
