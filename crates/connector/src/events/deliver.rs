@@ -21,19 +21,20 @@
 //! ledger write of that one event (each outcome is written as soon as it is known), and a
 //! request whose answer is lost (timeout, reset) after Omnisend took it, which is retried.
 //! Everything else — redeliveries, replays, restarts, a second worker — finds the ledger row
-//! or the lease: a lease is renewed right before each send, and a send (one attempt, at most
-//! [`SEND_TIMEOUT`] plus the rate controller's wait) is far shorter than the lease.
+//! or the lease: right before each send the lease is checked to outlast the request (renewed
+//! unless it was taken more than a quarter of a lease ago), and a send (one attempt, at most
+//! [`SEND_TIMEOUT`] after its rate permit) is at most half a lease.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use omnisend::models::{BatchEndpoint, BatchMethod, BatchRequest};
 use omnisend::{OmnisendClient, OmnisendError};
 use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EventsSettings;
@@ -166,7 +167,7 @@ impl Delivery {
     /// each that shares its rate controller (so the brand's quota is shared with every other
     /// user of that client in this process) but makes one attempt per request with a
     /// [`SEND_TIMEOUT`] (at most half the lease): the outbox retries, and a send can never
-    /// outlast the lease renewed right before it (see [`Delivery::lease_guard`]). `owner`
+    /// outlast the lease checked right before it (see [`Delivery::lease_guard`]). `owner`
     /// names this worker in leases (unique per process).
     pub fn new(
         store: StateStore,
@@ -182,7 +183,7 @@ impl Delivery {
                     max_attempts: 1,
                     // Real-time events overtake the syncs sharing the brand's controller.
                     priority: true,
-                    // A request never outlives the lease renewed right before it.
+                    // A request never outlives the lease checked right before it.
                     timeout: c.config().timeout.min(SEND_TIMEOUT).min(settings.lease / 2),
                     ..c.config().clone()
                 };
@@ -215,47 +216,66 @@ impl Delivery {
     }
 
     /// Delivers until `stop` is cancelled, then releases the leases it holds. Wakes on
-    /// [`Notify`] (new events) or every `idle_poll` (retries falling due, batch results, other
-    /// instances).
+    /// [`Notify`] (new events), when a send finishes (the next event of its order may now be
+    /// due) or every `idle_poll` (retries falling due, batch results, other instances).
+    ///
+    /// Single sends are pipelined: the next round is claimed as soon as every event of the
+    /// current one has a slot, while its last `events.concurrency` requests are still in
+    /// flight, so a round's slowest request does not hold the next round back.
     pub async fn run(self, stop: CancellationToken, idle_poll: Duration) {
+        let mut in_flight = InFlight::new(self.settings.concurrency);
+        let mut deadline = None;
         loop {
             if stop.is_cancelled() {
                 break;
             }
-            let round = self.round(OffsetDateTime::now_utc());
-            tokio::pin!(round);
-            let result = tokio::select! {
-                r = &mut round => r,
-                () = stop.cancelled() => {
-                    // Requests in flight finish; nothing new leaves (see `lease_guard`); what
-                    // still waits for a rate permit (the brand's budget may be used up for
-                    // a minute) is dropped unsent.
-                    self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-                    match tokio::time::timeout(STOP_DRAIN, &mut round).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            tracing::info!("delivery stopped while waiting for rate permits");
-                            break;
-                        }
+            let result = {
+                let round = self.start_round(OffsetDateTime::now_utc(), &mut in_flight);
+                tokio::pin!(round);
+                tokio::select! {
+                    r = &mut round => Some(r),
+                    () = stop.cancelled() => {
+                        // A batch request in flight finishes and is recorded; nothing new
+                        // leaves (see `lease_guard`).
+                        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let at = tokio::time::Instant::now() + STOP_DRAIN;
+                        deadline = Some(at);
+                        tokio::time::timeout_at(at, &mut round).await.ok()
                     }
                 }
             };
             let claimed = match result {
-                Ok(stats) => stats.claimed,
-                Err(e) => {
+                Some(Ok(stats)) => stats.claimed,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "outbox delivery round failed; retrying");
                     0
                 }
+                None => break,
             };
+            in_flight.reap();
             if claimed > 0 {
                 continue;
             }
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = self.wake.notified() => {}
+                Some(r) = in_flight.next() => InFlight::log(r),
                 () = tokio::time::sleep(idle_poll) => {}
             }
         }
+        // Requests in flight finish; nothing new leaves; what still waits for a rate permit
+        // when the drain ends (the brand's budget may be used up for a minute) is dropped
+        // unsent, and its rows come back when their leases are released below.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + STOP_DRAIN);
+        if tokio::time::timeout_at(at, in_flight.drain())
+            .await
+            .is_err()
+        {
+            tracing::info!("delivery stopped while sends were waiting for rate permits");
+        }
+        drop(in_flight);
         match self.store.release_leases(&self.owner).await {
             Ok(n) if n > 0 => tracing::info!(released = n, "outbox leases released"),
             Ok(_) => {}
@@ -264,8 +284,26 @@ impl Delivery {
     }
 
     /// One round: read finished batches' item results, then claim what is due and send it
-    /// (batches when the backlog is large).
+    /// (batches when the backlog is large); returns when every send of the round has finished.
     pub async fn round(&self, now: OffsetDateTime) -> Result<RoundStats, StoreError> {
+        let mut in_flight = InFlight::new(self.settings.concurrency);
+        let started = self.start_round(now, &mut in_flight).await;
+        // Even when the round failed part-way, the sends it started finish and are recorded.
+        let finished = in_flight.drain().await;
+        let mut stats = started?;
+        stats += finished?;
+        Ok(stats)
+    }
+
+    /// Claims what is due and starts sending it: batches are sent (and recorded) before this
+    /// returns, single sends are started in `in_flight` and this returns once each has a slot.
+    /// The stats count the claim, the batches and what was settled here, not the single sends
+    /// still in flight.
+    async fn start_round(
+        &self,
+        now: OffsetDateTime,
+        in_flight: &mut InFlight,
+    ) -> Result<RoundStats, StoreError> {
         let mut stats = self.reconcile_if_due().await?;
         let threshold = self.settings.batch_threshold;
         let due = self
@@ -282,10 +320,14 @@ impl Delivery {
             .store
             .claim_events_in(self.lane, &self.owner, now, self.settings.lease, limit)
             .await?;
+        // Rows whose send is still waiting for a permit may come back once their lease has
+        // run out; they are not new work (and counting them would spin the loop).
+        let claimed = in_flight.not_in_flight(claimed);
         stats.claimed = claimed.len();
         if claimed.is_empty() {
             return Ok(stats);
         }
+        let held_until = now + self.settings.lease;
         let mut by_brand: HashMap<String, Vec<OutboxEvent>> = HashMap::new();
         for e in claimed {
             by_brand.entry(e.brand.clone()).or_default().push(e);
@@ -301,63 +343,81 @@ impl Delivery {
             };
             if backlog && events.len() > 1 {
                 for chunk in events.chunks(BATCH_ITEMS) {
-                    stats += self.send_batch(&client, chunk).await?;
+                    stats += self
+                        .send_batch(&client, chunk, held_until, in_flight)
+                        .await?;
                 }
             } else {
-                stats += self.send_singles(&client, events).await?;
+                self.start_singles(&client, events, held_until, in_flight)
+                    .await;
             }
         }
         Ok(stats)
     }
 
-    /// Sends events one request each, `concurrency` at a time. Each outcome is recorded as
-    /// soon as it is known (a crash loses at most the sends in flight), and the lease is
-    /// renewed right before each send so no other worker can hold the row meanwhile.
-    async fn send_singles(
+    /// Starts sending events one request each, at most `events.concurrency` at a time across
+    /// rounds (waits for a slot for each). Each outcome is recorded as soon as it is known (a
+    /// crash loses at most the sends in flight).
+    async fn start_singles(
         &self,
         client: &OmnisendClient,
         events: Vec<OutboxEvent>,
-    ) -> Result<RoundStats, StoreError> {
-        let results: Vec<Result<RoundStats, StoreError>> = futures::stream::iter(events)
-            .map(|e| async move {
-                let mut stats = RoundStats::default();
-                let guard = self.lease_guard(vec![e.id]);
-                let result = client.post_event_guarded(&e.body, &*guard).await;
-                if let Err(OmnisendError::Withdrawn { .. }) = result {
-                    tracing::info!(event_id = %e.event_id, "lease lost before sending; another worker has the event");
-                    telemetry::deliveries("withdrawn", "single", 1);
-                    return Ok(stats);
-                }
-                match classify(&result) {
-                    Verdict::Sent => {
-                        let n = self
-                            .store
-                            .mark_events_sent(&[e.id], &self.owner, OffsetDateTime::now_utc())
-                            .await?;
-                        if n == 0 {
-                            tracing::warn!(event_id = %e.event_id, "event sent after its lease was lost");
-                        }
-                        stats.sent = 1;
-                    }
-                    Verdict::Retry(reason) => {
-                        stats.retried = 1;
-                        self.retry(&e, &reason).await?;
-                    }
-                    Verdict::Reject { field, reason } => {
-                        stats.rejected = 1;
-                        self.reject(&e, field, &reason).await?;
-                    }
-                }
-                stats.record("single");
-                Ok(stats)
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
-        let mut stats = RoundStats::default();
-        for r in results {
-            stats += r?;
+        held_until: OffsetDateTime,
+        in_flight: &mut InFlight,
+    ) {
+        for e in events {
+            let Ok(slot) = in_flight.slots.clone().acquire_owned().await else {
+                return;
+            };
+            // Stopping: the rest stay unsent and their leases are released.
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let this = self.clone();
+            let client = client.clone();
+            in_flight.spawn(e.id, slot, async move {
+                this.send_single(&client, e, held_until).await
+            });
         }
+    }
+
+    /// Sends one event and records the outcome. The lease is checked right before the request
+    /// leaves (see [`Delivery::lease_guard`]).
+    async fn send_single(
+        &self,
+        client: &OmnisendClient,
+        e: OutboxEvent,
+        held_until: OffsetDateTime,
+    ) -> Result<RoundStats, StoreError> {
+        let mut stats = RoundStats::default();
+        let guard = self.lease_guard(vec![e.id], held_until);
+        let result = client.post_event_guarded(&e.body, &*guard).await;
+        if let Err(OmnisendError::Withdrawn { .. }) = result {
+            tracing::info!(event_id = %e.event_id, "lease lost before sending; another worker has the event");
+            telemetry::deliveries("withdrawn", "single", 1);
+            return Ok(stats);
+        }
+        match classify(&result) {
+            Verdict::Sent => {
+                let n = self
+                    .store
+                    .mark_events_sent(&[e.id], &self.owner, OffsetDateTime::now_utc())
+                    .await?;
+                if n == 0 {
+                    tracing::warn!(event_id = %e.event_id, "event sent after its lease was lost");
+                }
+                stats.sent = 1;
+            }
+            Verdict::Retry(reason) => {
+                stats.retried = 1;
+                self.retry(&e, &reason).await?;
+            }
+            Verdict::Reject { field, reason } => {
+                stats.rejected = 1;
+                self.reject(&e, field, &reason).await?;
+            }
+        }
+        stats.record("single");
         Ok(stats)
     }
 
@@ -368,6 +428,8 @@ impl Delivery {
         &self,
         client: &OmnisendClient,
         events: &[OutboxEvent],
+        held_until: OffsetDateTime,
+        in_flight: &mut InFlight,
     ) -> Result<RoundStats, StoreError> {
         let mut stats = RoundStats {
             batches: 1,
@@ -380,8 +442,15 @@ impl Delivery {
             items: held.iter().map(|e| e.body.clone()).collect(),
             origin: None,
         };
-        let guard = self.lease_guard(held.iter().map(|e| e.id).collect());
-        match client.submit_batch_guarded(&request, &*guard).await {
+        let guard = self.lease_guard(held.iter().map(|e| e.id).collect(), held_until);
+        // A batch is a request too: it takes one of the `events.concurrency` slots (given back
+        // before a refused batch's events are sent one by one, which need slots of their own).
+        let Ok(slot) = in_flight.slots.clone().acquire_owned().await else {
+            return Ok(stats);
+        };
+        let submitted = client.submit_batch_guarded(&request, &*guard).await;
+        drop(slot);
+        match submitted {
             Err(OmnisendError::Withdrawn { .. }) => {
                 tracing::info!("lease lost before sending a batch; another worker has its events");
                 telemetry::deliveries("withdrawn", "batch", held.len() as u64);
@@ -401,9 +470,9 @@ impl Delivery {
             // hundred good ones; a transient failure retries the whole set later.
             Err(e) => match classify(&Err(e)) {
                 Verdict::Reject { .. } => {
-                    let mut s = self.send_singles(client, held).await?;
-                    s.batches = 1;
-                    Ok(s)
+                    self.start_singles(client, held, held_until, in_flight)
+                        .await;
+                    Ok(stats)
                 }
                 Verdict::Retry(reason) => {
                     for e in &held {
@@ -419,9 +488,17 @@ impl Delivery {
     }
 
     /// The check that runs once the rate permit is granted, right before a request leaves:
-    /// renews this worker's lease on every row of the request, and withdraws the request if
-    /// any lease was lost (another worker took the row while this one waited for a permit).
-    fn lease_guard(&self, ids: Vec<i64>) -> Box<omnisend::SendGuard> {
+    /// makes sure this worker's lease on every row of the request outlasts the request, and
+    /// withdraws the request if a lease was lost (another worker took a row while this one
+    /// waited for a permit) or delivery is stopping.
+    ///
+    /// A lease taken at most a quarter of a lease ago (`held_until`, set by the claim) is used
+    /// as it is: it has three quarters of the lease left, more than a request may take (at most
+    /// half a lease), and only an expired lease can be taken by another worker. An older one
+    /// is renewed in one statement for the whole request (the permit is already granted, so
+    /// the request must leave promptly). Rows sent straight after their claim — the usual
+    /// case — so cost no statement here.
+    fn lease_guard(&self, ids: Vec<i64>, held_until: OffsetDateTime) -> Box<omnisend::SendGuard> {
         let store = self.store.clone();
         let owner = self.owner.clone();
         let lease = self.settings.lease;
@@ -435,10 +512,11 @@ impl Delivery {
                 if stopping.load(std::sync::atomic::Ordering::SeqCst) {
                     return false;
                 }
-                let until = OffsetDateTime::now_utc() + lease;
-                // One statement for the whole request: the permit is already granted, so the
-                // request must leave promptly.
-                match store.extend_leases(&ids, &owner, until).await {
+                let now = OffsetDateTime::now_utc();
+                if lease_is_fresh(held_until, now, lease) {
+                    return true;
+                }
+                match store.extend_leases(&ids, &owner, now + lease).await {
                     Ok(n) => n == ids.len() as u64,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot renew outbox leases; not sending");
@@ -616,6 +694,121 @@ impl Delivery {
     }
 }
 
+/// Whether a lease that runs until `held_until` was taken at most a quarter of a `lease` ago
+/// (so it has at least three quarters left: enough for a request, which takes at most half).
+fn lease_is_fresh(held_until: OffsetDateTime, now: OffsetDateTime, lease: Duration) -> bool {
+    held_until - now >= lease.mul_f64(0.75)
+}
+
+/// Single sends in flight: at most `events.concurrency` at a time, across rounds.
+///
+/// It also knows which rows its sends hold: a send may wait for rate permits longer than its
+/// lease (the brand's budget used up, a 429 pause), and the next claim of the same worker then
+/// returns that row again; [`InFlight::not_in_flight`] keeps it from being sent twice (the
+/// waiting send renews the lease when it gets its permit).
+struct InFlight {
+    slots: Arc<Semaphore>,
+    tasks: JoinSet<Result<RoundStats, StoreError>>,
+    rows: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+}
+
+/// Removes a row from [`InFlight`]'s set when its send ends, finished or aborted.
+struct RowInFlight {
+    id: i64,
+    rows: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+}
+
+impl Drop for RowInFlight {
+    fn drop(&mut self) {
+        self.rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl InFlight {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            tasks: JoinSet::new(),
+            rows: Arc::default(),
+        }
+    }
+
+    /// Starts `send` of row `id`, holding `slot` until it ends.
+    fn spawn(
+        &mut self,
+        id: i64,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        send: impl std::future::Future<Output = Result<RoundStats, StoreError>> + Send + 'static,
+    ) {
+        self.rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        let row = RowInFlight {
+            id,
+            rows: self.rows.clone(),
+        };
+        self.tasks.spawn(async move {
+            let _slot = slot;
+            let _row = row;
+            send.await
+        });
+    }
+
+    /// `claimed` without the rows a send of this worker still holds.
+    fn not_in_flight(&self, mut claimed: Vec<OutboxEvent>) -> Vec<OutboxEvent> {
+        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if !rows.is_empty() {
+            claimed.retain(|e| !rows.contains(&e.id));
+        }
+        claimed
+    }
+
+    /// The next send to finish (`None` when none is in flight). A panicked send counts as
+    /// nothing sent: its row comes back when its lease ends.
+    async fn next(&mut self) -> Option<Result<RoundStats, StoreError>> {
+        let joined = self.tasks.join_next().await?;
+        Some(joined.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an event send panicked");
+            Ok(RoundStats::default())
+        }))
+    }
+
+    /// Logs the sends that have finished, without waiting.
+    fn reap(&mut self) {
+        while let Some(joined) = self.tasks.try_join_next() {
+            match joined {
+                Ok(r) => Self::log(r),
+                Err(e) => tracing::error!(error = %e, "an event send panicked"),
+            }
+        }
+    }
+
+    fn log(result: Result<RoundStats, StoreError>) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recording an event send failed; its row is retried when its lease ends");
+        }
+    }
+
+    /// Waits for every send in flight; the stats of all, or the first error (after all ended).
+    async fn drain(&mut self) -> Result<RoundStats, StoreError> {
+        let mut stats = RoundStats::default();
+        let mut first_error = None;
+        while let Some(r) = self.next().await {
+            match r {
+                Ok(s) => stats += s,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(stats), Err)
+    }
+}
+
 /// `rejected replay` for events: each rejected event is queued again (due now, same
 /// `eventID`, so the ledger still guarantees once-only) and its rejected record resolved;
 /// `serve` delivers it. Records of other entities are left alone.
@@ -681,6 +874,160 @@ mod tests {
         let spread: Vec<Duration> = (0..200).map(|_| backoff(10, base, max, &mut rng)).collect();
         assert!(spread.iter().any(|d| *d < Duration::from_secs(100)));
         assert!(spread.iter().any(|d| *d > Duration::from_secs(200)));
+    }
+
+    #[test]
+    fn a_lease_is_used_as_it_is_only_within_its_first_quarter() {
+        let lease = Duration::from_secs(30);
+        let claimed = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let until = claimed + lease;
+        assert!(lease_is_fresh(until, claimed, lease));
+        assert!(lease_is_fresh(
+            until,
+            claimed + Duration::from_millis(7_500),
+            lease
+        ));
+        assert!(!lease_is_fresh(
+            until,
+            claimed + Duration::from_millis(7_501),
+            lease
+        ));
+        assert!(!lease_is_fresh(until, until, lease));
+        assert!(!lease_is_fresh(until, until + lease, lease));
+    }
+
+    #[tokio::test]
+    async fn an_old_lease_is_renewed_before_a_send_and_a_lost_one_withdraws_it() {
+        use crate::config::{EventsSettings, RawEvents};
+        use crate::store::testing::TestStore;
+        use crate::store::{Application, Backend, NewEvent};
+
+        let t = TestStore::new(Backend::Sqlite).await.unwrap().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let body = serde_json::json!({"eventName": "placed order", "eventID": "e-1"});
+        let event = NewEvent {
+            brand: "KEY_ENV".into(),
+            event_id: "e-1".into(),
+            event_name: "placed order".into(),
+            ordering_key: "order:1".into(),
+            lane: Lane::Realtime,
+            body,
+            facts: Vec::new(),
+        };
+        let application = Application {
+            events: vec![event],
+            ..Application::default()
+        };
+        t.store()
+            .apply(&application, now - Duration::from_secs(60))
+            .await
+            .unwrap();
+        let settings = EventsSettings::from_raw(RawEvents::default()).unwrap();
+        let lease = settings.lease;
+        let worker = |owner: &str| {
+            Delivery::new(
+                t.store().clone(),
+                HashMap::new(),
+                settings.clone(),
+                owner.into(),
+                Arc::new(Notify::new()),
+            )
+        };
+        let (a, b) = (worker("a"), worker("b"));
+
+        // Claimed a third of a lease ago: no longer fresh, so the guard renews it.
+        let claimed_at = now - lease / 3;
+        let held = t
+            .store()
+            .claim_events("a", claimed_at, lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1);
+        let held_until = claimed_at + lease;
+        assert!(a.lease_guard(vec![held[0].id], held_until)().await);
+        // Without the renewal the lease would have ended before this moment.
+        let before_renewed_end = held_until + lease / 6;
+        let taken = t
+            .store()
+            .claim_events("b", before_renewed_end, lease, 10)
+            .await
+            .unwrap();
+        assert!(taken.is_empty(), "the renewed lease still holds the row");
+
+        // Once the lease has run out another worker takes the row, and the old guard withdraws.
+        let after = now + lease + Duration::from_secs(1);
+        let taken = t.store().claim_events("b", after, lease, 10).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(!a.lease_guard(vec![held[0].id], held_until)().await);
+        // A fresh lease lets the send go without a statement: not even a row that does not
+        // exist is looked up.
+        assert!(b.lease_guard(vec![i64::MAX], after + lease)().await);
+        assert!(!b.lease_guard(vec![i64::MAX], now)().await);
+    }
+
+    #[tokio::test]
+    async fn a_row_claimed_again_while_its_send_still_waits_is_not_sent_twice() {
+        use crate::config::{EventsSettings, RawEvents};
+        use crate::store::testing::TestStore;
+        use crate::store::{Application, Backend, NewEvent};
+
+        let t = TestStore::new(Backend::Sqlite).await.unwrap().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let event = NewEvent {
+            brand: "KEY_ENV".into(),
+            event_id: "e-1".into(),
+            event_name: "placed order".into(),
+            ordering_key: "order:1".into(),
+            lane: Lane::Realtime,
+            body: serde_json::json!({"eventName": "placed order", "eventID": "e-1"}),
+            facts: Vec::new(),
+        };
+        let application = Application {
+            events: vec![event],
+            ..Application::default()
+        };
+        t.store().apply(&application, now).await.unwrap();
+        let settings = EventsSettings::from_raw(RawEvents::default()).unwrap();
+        let lease = settings.lease;
+        // No client for the brand: a row this worker starts is given back with a retry, which
+        // shows in the stats.
+        let delivery = Delivery::new(
+            t.store().clone(),
+            HashMap::new(),
+            settings,
+            "a".into(),
+            Arc::new(Notify::new()),
+        );
+        let claimed = t.store().claim_events("a", now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Its send waits (for a rate permit, say) longer than the lease.
+        let mut in_flight = InFlight::new(4);
+        let release = Arc::new(Notify::new());
+        let waiting = release.clone();
+        let slot = in_flight.slots.clone().acquire_owned().await.unwrap();
+        in_flight.spawn(claimed[0].id, slot, async move {
+            waiting.notified().await;
+            Ok(RoundStats::default())
+        });
+
+        let again = delivery
+            .start_round(now + lease * 2, &mut in_flight)
+            .await
+            .unwrap();
+        assert_eq!(again.claimed, 0, "the row in flight is not new work");
+        assert_eq!(again.retried, 0, "and nothing else was done with it");
+
+        release.notify_one();
+        in_flight.drain().await.unwrap();
+        let later = delivery
+            .start_round(now + lease * 4, &mut in_flight)
+            .await
+            .unwrap();
+        assert_eq!(
+            (later.claimed, later.retried),
+            (1, 1),
+            "once its send ended, it is work again"
+        );
     }
 
     #[test]

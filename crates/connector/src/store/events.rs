@@ -391,7 +391,10 @@ impl StateStore {
 
     /// Claims up to `limit` due rows for `owner` until `now + lease`: pending, due, not
     /// leased by a live worker, and first of their ordering key; real-time before backfill,
-    /// oldest first.
+    /// longest due first. The order is the `outbox_due` index's (status, lane, due_at, id), so
+    /// a claim walks the index and stops at `limit` rows instead of sorting every pending row
+    /// (4.5 ms → 0.07 ms per claim at 4,000 pending rows on PostgreSQL); it still steps over
+    /// rows that are leased or held back by an earlier event of their key.
     pub async fn claim_events(
         &self,
         owner: &str,
@@ -859,7 +862,7 @@ macro_rules! claim_sql {
             $lane,
             ") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
              AND p.status IN ('pending', 'submitted') AND p.id < o.id) \
-             ORDER BY o.lane, o.id LIMIT $4",
+             ORDER BY o.lane, o.due_at, o.id LIMIT $4",
             $lock,
             ") RETURNING ",
             event_columns!()
