@@ -7,15 +7,16 @@
 //! Needs Debian's Chromium (`/usr/bin/chromium`): without it the test fails when `CI` is set
 //! and is skipped otherwise.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use emulators::seed::{CatalogSpec, generate_catalog};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{describe, run};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ct-omnisend");
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PROJECT: &str = "browser-shop";
 const CLIENT_ID: &str = "browser-client";
@@ -26,39 +27,16 @@ const WEBHOOK_TOKEN: &str = "browser-webhook-token-value";
 const PASSWORD: &str = "browser-admin-password";
 const INSTANCE: &str = "admin-browser-host";
 
-/// Variables that must not leak from the caller's environment into the children.
-const SCRUBBED: &[&str] = &[
-    "CTP_PROJECT_KEY",
-    "CTP_CLIENT_ID",
-    "CTP_CLIENT_SECRET",
-    "CTP_API_URL",
-    "CTP_AUTH_URL",
-    "CTP_SCOPES",
-    "OMNISEND_API_KEY",
-    "OMNISEND_API_URL",
-    "CT_OMNISEND_CONFIG",
-    "CT_OMNISEND_STATE",
-    "CT_OMNISEND_ADMIN_PASSWORD",
-    "CT_OMNISEND_WEBHOOK_TOKEN",
-    "CT_OMNISEND_STOREFRONT_TOKEN",
-    "CT_OMNISEND_RECOVERY_SECRET",
-    "PORT",
-    "RUST_LOG",
-];
-
+/// `ct-omnisend` on the test's config and state, with the brands' keys.
 fn command(dir: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
+    let mut cmd = support::command();
     cmd.arg("--config")
         .arg(dir.join("ct-omnisend.toml"))
         .arg("--state")
         .arg(format!("sqlite://{}", dir.join("state.db").display()))
         .env("CTP_CLIENT_SECRET", CLIENT_SECRET)
         .env("BROWSER_KEY_US", US_KEY)
-        .env("BROWSER_KEY_EU", EU_KEY)
-        .kill_on_drop(true);
+        .env("BROWSER_KEY_EU", EU_KEY);
     cmd
 }
 
@@ -152,38 +130,22 @@ batch_poll_interval_ms = 50
     )
     .unwrap();
 
-    let sync = tokio::time::timeout(
-        Duration::from_secs(120),
-        command(dir.path()).args(["sync", "catalog"]).output(),
-    )
-    .await
-    .expect("sync finished within 120 s")
-    .unwrap();
+    let sync = run(command(dir.path()).args(["sync", "catalog"])).await;
     assert!(
         sync.status.success(),
         "sync catalog failed:\n{}",
-        String::from_utf8_lossy(&sync.stderr)
+        describe(&sync)
     );
 
-    let mut serve = command(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CT_OMNISEND_ADMIN_PASSWORD", PASSWORD)
-        .env("CT_OMNISEND_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-        .env("HOSTNAME", INSTANCE)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("serve prints its address")
-        .unwrap()
-        .unwrap();
-    let base = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (mut serve, base) = support::serve(
+        command(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CT_OMNISEND_ADMIN_PASSWORD", PASSWORD)
+            .env("CT_OMNISEND_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+            .env("HOSTNAME", INSTANCE)
+            .stderr(Stdio::null()),
+    )
+    .await;
     let authority = base.strip_prefix("http://").unwrap();
 
     // Without credentials: 401 with the Basic challenge, from the real server.

@@ -1,6 +1,8 @@
 //! The `ct-omnisend` binary as a user runs it: real processes, real config files, real exit
 //! codes and output, against the in-process emulators of both APIs.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -8,59 +10,20 @@ use std::time::{Duration, Instant};
 use emulators::seed::{CatalogSpec, generate_catalog};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
+use support::{describe, json_doc, run, text};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ct-omnisend");
 const PROJECT: &str = "cli-shop";
 const CLIENT_ID: &str = "cli-client";
 const CLIENT_SECRET: &str = "cli-secret-value";
 const US_KEY: &str = "cli-brand-us-key";
 const EU_KEY: &str = "cli-brand-eu-key";
 
-/// Variables of the contract (and the test's brand variables) that must not leak from the
-/// environment of whoever runs the tests into the child.
-const SCRUBBED: &[&str] = &[
-    "CTP_PROJECT_KEY",
-    "CTP_CLIENT_ID",
-    "CTP_CLIENT_SECRET",
-    "CTP_API_URL",
-    "CTP_AUTH_URL",
-    "CTP_SCOPES",
-    "OMNISEND_API_KEY",
-    "OMNISEND_API_URL",
-    "CT_OMNISEND_CONFIG",
-    "CT_OMNISEND_STATE",
-    "CLI_KEY_US",
-    "CLI_KEY_EU",
-    "RUST_LOG",
-];
-
+/// `ct-omnisend` without the contract's variables, nor this test's brand variables, from the
+/// environment of whoever runs the tests.
 fn command() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
-    cmd.kill_on_drop(true);
+    let mut cmd = support::command();
+    cmd.env_remove("CLI_KEY_US").env_remove("CLI_KEY_EU");
     cmd
-}
-
-async fn run(cmd: &mut tokio::process::Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("ct-omnisend finished within 120 s")
-        .expect("ct-omnisend starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// A config routing the generated `us` and `eu` stores to two brands. The client secret and the
@@ -161,11 +124,6 @@ impl Shop {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn json_doc(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 //! Needs `CT_OMNISEND_TEST_POSTGRES` (prints a skip line without it; fails if it is set and the
 //! server cannot be used).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -21,9 +23,8 @@ use emulators::orders::{self, OrderSpec};
 use emulators::seed::{CatalogSpec, generate_catalog};
 use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ct-omnisend");
 const PROJECT: &str = "multi-shop";
 const KEY: &str = "multi-brand-key";
 const TOKEN: &str = "multi-webhook-token";
@@ -99,40 +100,24 @@ lease_secs = 3
 
     /// Starts `serve` on a free port against `state`; returns the child and its base URL.
     async fn serve(&self, state: &str) -> (tokio::process::Child, String) {
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(self.dir.path().join("config.toml"))
-            .arg("--state")
-            .arg(state)
-            .env_remove("PORT")
-            .env("RUST_LOG", "error")
-            .env("MULTI_KEY", KEY)
-            .env("CT_OMNISEND_WEBHOOK_TOKEN", TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("serve prints its address")
-            .unwrap()
-            .unwrap();
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        (child, base)
+        support::serve(
+            command()
+                .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+                .arg(self.dir.path().join("config.toml"))
+                .arg("--state")
+                .arg(state)
+                .env("RUST_LOG", "error")
+                .env("MULTI_KEY", KEY)
+                .env("CT_OMNISEND_WEBHOOK_TOKEN", TOKEN)
+                .stderr(Stdio::inherit()),
+        )
+        .await
     }
 
     /// The products a clean single run writes: `sync catalog --full --dry-run` on a fresh state.
     async fn expected_products(&self) -> BTreeMap<String, Value> {
         let out = self.dir.path().join("expected.ndjson");
-        let status = tokio::process::Command::new(BIN)
+        let status = command()
             .args(["sync", "catalog", "--full", "--json", "--config"])
             .arg(self.dir.path().join("config.toml"))
             .arg("--state")
@@ -142,7 +127,6 @@ lease_secs = 3
             ))
             .arg("--dry-run")
             .arg(&out)
-            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .status()
             .await

@@ -2,6 +2,8 @@
 //! delivering their events, then restarted — every acknowledged event arrives exactly once.
 //! Also: SIGTERM stops it cleanly.
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,9 +11,8 @@ use connector::store::StateStore;
 use emulators::orders::{self, OrderSpec};
 use emulators::{CtEmulator, CtEmulatorConfig, Faults, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{command, describe, run, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ct-omnisend");
 const PROJECT: &str = "serve-shop";
 const KEY: &str = "serve-brand-key";
 const TOKEN: &str = "serve-webhook-token";
@@ -77,35 +78,17 @@ omnisend_api_key_env = "SERVE_KEY"
 
     /// Starts `serve` on a free port; returns the child and its base URL.
     async fn serve(&self) -> (tokio::process::Child, String) {
-        let mut child = tokio::process::Command::new(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .arg("--state")
-            .arg(self.state_url())
-            .env_remove("PORT")
-            .env_remove("RUST_LOG")
-            .env("SERVE_KEY", KEY)
-            .env("CT_OMNISEND_WEBHOOK_TOKEN", TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("serve prints its address")
-            .unwrap()
-            .unwrap();
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        (child, base)
+        support::serve(
+            command()
+                .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+                .arg(self.dir.path().join("config.toml"))
+                .arg("--state")
+                .arg(self.state_url())
+                .env("SERVE_KEY", KEY)
+                .env("CT_OMNISEND_WEBHOOK_TOKEN", TOKEN)
+                .stderr(Stdio::null()),
+        )
+        .await
     }
 }
 
@@ -121,16 +104,6 @@ async fn deliver(base: &str, message: &Value) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -221,19 +194,15 @@ async fn a_kill_between_acknowledgement_and_delivery_loses_and_duplicates_nothin
 }
 
 async fn sync_orders(env: &Env, extra: &[&str]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(["sync", "orders", "--json", "--since", "2026-01-01"])
+    run(command()
+        .args(["sync", "orders", "--json", "--since", "2026-01-01"])
         .args(extra)
         .arg("--config")
         .arg(env.dir.path().join("config.toml"))
         .arg("--state")
         .arg(env.state_url())
-        .env_remove("RUST_LOG")
-        .env("SERVE_KEY", KEY);
-    tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .unwrap()
-        .unwrap()
+        .env("SERVE_KEY", KEY))
+    .await
 }
 
 #[tokio::test]
@@ -351,21 +320,15 @@ async fn rejected_replay_queues_a_rejected_event_again_under_the_same_event_id()
         .reject_event(claimed[0].id, "w", "gave up", &record)
         .await
         .unwrap();
-    let out = tokio::process::Command::new(BIN)
+    let out = run(command()
         .args(["rejected", "replay", "--all", "--json"])
         .arg("--config")
         .arg(env.dir.path().join("config.toml"))
         .arg("--state")
         .arg(env.state_url())
-        .env("SERVE_KEY", KEY)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("SERVE_KEY", KEY))
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
     let row = state
         .outbox_event("SERVE_KEY", &claimed[0].event_id)
         .await

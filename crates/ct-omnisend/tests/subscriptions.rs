@@ -1,51 +1,18 @@
 //! `ct-omnisend subscriptions …` as a user runs it: the real binary, a real config file, real
 //! exit codes and output, against the in-process commercetools emulator.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
 use emulators::{CtEmulator, CtEmulatorConfig};
-use serde_json::Value;
+use support::{command, describe, json_doc, text};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ct-omnisend");
 const PROJECT: &str = "subs-cli-shop";
 const CLIENT_ID: &str = "subs-cli-client";
 const CLIENT_SECRET: &str = "subs-cli-secret";
 const AWS_SECRET: &str = "aws-secret-never-printed";
-
-/// Variables that must not leak from the environment of whoever runs the tests.
-const SCRUBBED: &[&str] = &[
-    "CTP_PROJECT_KEY",
-    "CTP_CLIENT_ID",
-    "CTP_CLIENT_SECRET",
-    "CTP_API_URL",
-    "CTP_AUTH_URL",
-    "CTP_SCOPES",
-    "CT_OMNISEND_CONFIG",
-    "CT_OMNISEND_STATE",
-    "SUBS_CLI_AWS_KEY",
-    "SUBS_CLI_AWS_SECRET",
-    "RUST_LOG",
-];
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn json_doc(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
-}
 
 /// The emulator and a config whose destination is an SQS queue with credentials from the
 /// environment.
@@ -106,26 +73,21 @@ access_secret_env = "SUBS_CLI_AWS_SECRET"
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = tokio::process::Command::new(BIN);
-        for var in SCRUBBED {
-            cmd.env_remove(var);
-        }
-        cmd.kill_on_drop(true)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--state")
-            .arg(format!(
-                "sqlite://{}",
-                self.dir.path().join("state.db").display()
-            ))
-            .args(args)
-            .env("CTP_CLIENT_SECRET", CLIENT_SECRET)
-            .env("SUBS_CLI_AWS_KEY", "AKIA-CLI-KEY")
-            .env("SUBS_CLI_AWS_SECRET", AWS_SECRET);
-        tokio::time::timeout(Duration::from_secs(120), cmd.output())
-            .await
-            .expect("ct-omnisend finished within 120 s")
-            .expect("ct-omnisend starts")
+        support::run(
+            command()
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--state")
+                .arg(format!(
+                    "sqlite://{}",
+                    self.dir.path().join("state.db").display()
+                ))
+                .args(args)
+                .env("CTP_CLIENT_SECRET", CLIENT_SECRET)
+                .env("SUBS_CLI_AWS_KEY", "AKIA-CLI-KEY")
+                .env("SUBS_CLI_AWS_SECRET", AWS_SECRET),
+        )
+        .await
     }
 
     fn versions(&self) -> Vec<(String, i64)> {
@@ -271,20 +233,16 @@ async fn install_status_and_remove_run_against_the_project_with_documented_exit_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_without_the_secret_variable_fails_naming_it() {
     let p = Project::start().await;
-    let mut cmd = tokio::process::Command::new(BIN);
-    for var in SCRUBBED {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .kill_on_drop(true)
-        .arg("--config")
-        .arg(&p.config)
-        .args(["subscriptions", "install"])
-        .env("CTP_CLIENT_SECRET", CLIENT_SECRET)
-        .env("SUBS_CLI_AWS_KEY", "AKIA-CLI-KEY")
-        .output()
-        .await
-        .unwrap();
+    let out = support::run(
+        command()
+            .arg("--config")
+            .arg(&p.config)
+            .args(["subscriptions", "install"])
+            .env("CTP_CLIENT_SECRET", CLIENT_SECRET)
+            .env("SUBS_CLI_AWS_KEY", "AKIA-CLI-KEY")
+            .env_remove("SUBS_CLI_AWS_SECRET"),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = text(&out.stderr);
     assert!(
