@@ -896,44 +896,56 @@ mod tests {
         assert!(!lease_is_fresh(until, until + lease, lease));
     }
 
-    #[tokio::test]
-    async fn an_old_lease_is_renewed_before_a_send_and_a_lost_one_withdraws_it() {
+    /// A SQLite store holding one pending event (queued at `at`), and the default settings.
+    async fn one_event_store(
+        at: OffsetDateTime,
+    ) -> (
+        crate::store::testing::TestStore,
+        crate::config::EventsSettings,
+    ) {
         use crate::config::{EventsSettings, RawEvents};
         use crate::store::testing::TestStore;
         use crate::store::{Application, Backend, NewEvent};
 
         let t = TestStore::new(Backend::Sqlite).await.unwrap().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let body = serde_json::json!({"eventName": "placed order", "eventID": "e-1"});
         let event = NewEvent {
             brand: "KEY_ENV".into(),
             event_id: "e-1".into(),
             event_name: "placed order".into(),
             ordering_key: "order:1".into(),
             lane: Lane::Realtime,
-            body,
+            body: serde_json::json!({"eventName": "placed order", "eventID": "e-1"}),
             facts: Vec::new(),
         };
         let application = Application {
             events: vec![event],
             ..Application::default()
         };
-        t.store()
-            .apply(&application, now - Duration::from_secs(60))
-            .await
-            .unwrap();
-        let settings = EventsSettings::from_raw(RawEvents::default()).unwrap();
+        t.store().apply(&application, at).await.unwrap();
+        (t, EventsSettings::from_raw(RawEvents::default()).unwrap())
+    }
+
+    /// A worker named `owner` on `t`, without Omnisend clients.
+    fn worker(
+        t: &crate::store::testing::TestStore,
+        settings: &crate::config::EventsSettings,
+        owner: &str,
+    ) -> Delivery {
+        Delivery::new(
+            t.store().clone(),
+            HashMap::new(),
+            settings.clone(),
+            owner.into(),
+            Arc::new(Notify::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_old_lease_is_renewed_before_a_send_and_a_lost_one_withdraws_it() {
+        let now = OffsetDateTime::now_utc();
+        let (t, settings) = one_event_store(now - Duration::from_secs(60)).await;
         let lease = settings.lease;
-        let worker = |owner: &str| {
-            Delivery::new(
-                t.store().clone(),
-                HashMap::new(),
-                settings.clone(),
-                owner.into(),
-                Arc::new(Notify::new()),
-            )
-        };
-        let (a, b) = (worker("a"), worker("b"));
+        let (a, b) = (worker(&t, &settings, "a"), worker(&t, &settings, "b"));
 
         // Claimed a third of a lease ago: no longer fresh, so the guard renews it.
         let claimed_at = now - lease / 3;
@@ -967,37 +979,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_claimed_again_while_its_send_still_waits_is_not_sent_twice() {
-        use crate::config::{EventsSettings, RawEvents};
-        use crate::store::testing::TestStore;
-        use crate::store::{Application, Backend, NewEvent};
-
-        let t = TestStore::new(Backend::Sqlite).await.unwrap().unwrap();
         let now = OffsetDateTime::now_utc();
-        let event = NewEvent {
-            brand: "KEY_ENV".into(),
-            event_id: "e-1".into(),
-            event_name: "placed order".into(),
-            ordering_key: "order:1".into(),
-            lane: Lane::Realtime,
-            body: serde_json::json!({"eventName": "placed order", "eventID": "e-1"}),
-            facts: Vec::new(),
-        };
-        let application = Application {
-            events: vec![event],
-            ..Application::default()
-        };
-        t.store().apply(&application, now).await.unwrap();
-        let settings = EventsSettings::from_raw(RawEvents::default()).unwrap();
+        let (t, settings) = one_event_store(now).await;
         let lease = settings.lease;
         // No client for the brand: a row this worker starts is given back with a retry, which
         // shows in the stats.
-        let delivery = Delivery::new(
-            t.store().clone(),
-            HashMap::new(),
-            settings,
-            "a".into(),
-            Arc::new(Notify::new()),
-        );
+        let delivery = worker(&t, &settings, "a");
         let claimed = t.store().claim_events("a", now, lease, 10).await.unwrap();
         assert_eq!(claimed.len(), 1);
         // Its send waits (for a rate permit, say) longer than the lease.
