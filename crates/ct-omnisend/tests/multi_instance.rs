@@ -31,8 +31,9 @@ const TOKEN: &str = "multi-webhook-token";
 const ORDERS: usize = 5_000;
 const PRODUCTS: usize = 2_000;
 /// The brand's budget: low enough that the work needs more than a minute of it, so the shared
-/// budget (not the size of the work) keeps the three instances under it.
-const RPM: usize = 600;
+/// budget (not the size of the work) keeps the three instances under it. (At 600 the delivery
+/// of issue 5's final code needed only about 465 requests: the budget never bound.)
+const RPM: usize = 240;
 
 struct Shop {
     ct: CtEmulator,
@@ -421,6 +422,13 @@ async fn three_instances_on_one_database_deliver_everything_once_within_the_bran
     assert!(
         busiest <= RPM,
         "{busiest} requests in one 60 s window > {RPM}"
+    );
+    // The budget was what bound: the instances wanted more than it allowed (otherwise the
+    // first assertion would hold without any sharing).
+    assert!(
+        busiest * 100 >= RPM * 85,
+        "only {busiest} of {RPM} requests in the busiest 60 s window: the work did not need the \
+         whole budget, so this run does not show that the instances share it"
     );
     assert_eq!(throttled, 0);
 
