@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use emulators::seed::{CatalogSpec, generate_catalog};
-use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
+use emulators::{OmnisendEmulator, OmnisendEmulatorConfig};
 use support::{describe, run};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -88,14 +88,7 @@ async fn chromium_shows_the_admin_page_of_a_running_instance_with_its_runs_and_r
         eprintln!("skipped: {CHROMIUM} is not installed (apt-get install -y chromium)");
         return;
     }
-    let ct = CtEmulator::start(CtEmulatorConfig {
-        project_key: PROJECT.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        ..CtEmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let ct = support::ct_emulator(PROJECT, CLIENT_ID, CLIENT_SECRET).await;
     let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default())
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use emulators::seed::{CatalogSpec, generate_catalog};
-use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
+use emulators::{CtEmulator, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
 use support::{describe, json_doc, run, text};
 
@@ -61,14 +61,7 @@ impl Shop {
     /// A shop of 200 products: enough for the generator's problem products (`n % 100 == 83`
     /// has no usable slug, `n % 100 == 41` no EUR price), so runs have rejections.
     async fn start() -> Shop {
-        let ct = CtEmulator::start(CtEmulatorConfig {
-            project_key: PROJECT.into(),
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            ..CtEmulatorConfig::default()
-        })
-        .await
-        .expect("commercetools emulator starts");
+        let ct = support::ct_emulator(PROJECT, CLIENT_ID, CLIENT_SECRET).await;
         let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default())
             .await
             .expect("Omnisend emulator starts");

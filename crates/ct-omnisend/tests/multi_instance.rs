@@ -21,7 +21,7 @@ use std::time::Duration;
 use connector::store::testing::{POSTGRES_SKIP_MESSAGE, TestStore, postgres_url};
 use emulators::orders::{self, OrderSpec};
 use emulators::seed::{CatalogSpec, generate_catalog};
-use emulators::{CtEmulator, CtEmulatorConfig, OmnisendEmulator, OmnisendEmulatorConfig};
+use emulators::{CtEmulator, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
 use support::command;
 
@@ -44,14 +44,7 @@ struct Shop {
 
 impl Shop {
     async fn start() -> Shop {
-        let ct = CtEmulator::start(CtEmulatorConfig {
-            project_key: PROJECT.into(),
-            client_id: "multi-client".into(),
-            client_secret: "multi-secret".into(),
-            ..CtEmulatorConfig::default()
-        })
-        .await
-        .unwrap();
+        let ct = support::ct_emulator(PROJECT, "multi-client", "multi-secret").await;
         ct.seed(&generate_catalog(&CatalogSpec {
             products: PRODUCTS,
             categories: 30,

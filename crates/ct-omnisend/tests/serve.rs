@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use connector::store::StateStore;
 use emulators::orders::{self, OrderSpec};
-use emulators::{CtEmulator, CtEmulatorConfig, Faults, OmnisendEmulator, OmnisendEmulatorConfig};
+use emulators::{CtEmulator, Faults, OmnisendEmulator, OmnisendEmulatorConfig};
 use serde_json::Value;
 use support::{command, describe, run, wait_for};
 
@@ -25,14 +25,7 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
-        let ct = CtEmulator::start(CtEmulatorConfig {
-            project_key: PROJECT.into(),
-            client_id: "serve-client".into(),
-            client_secret: "serve-secret".into(),
-            ..CtEmulatorConfig::default()
-        })
-        .await
-        .unwrap();
+        let ct = support::ct_emulator(PROJECT, "serve-client", "serve-secret").await;
         let omnisend = OmnisendEmulator::start(OmnisendEmulatorConfig::default())
             .await
             .unwrap();

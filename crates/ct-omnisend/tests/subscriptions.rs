@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Output;
 
-use emulators::{CtEmulator, CtEmulatorConfig};
+use emulators::CtEmulator;
 use support::{command, describe, json_doc, text};
 
 const PROJECT: &str = "subs-cli-shop";
@@ -24,14 +24,7 @@ struct Project {
 
 impl Project {
     async fn start() -> Project {
-        let ct = CtEmulator::start(CtEmulatorConfig {
-            project_key: PROJECT.into(),
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            ..CtEmulatorConfig::default()
-        })
-        .await
-        .expect("commercetools emulator starts");
+        let ct = support::ct_emulator(PROJECT, CLIENT_ID, CLIENT_SECRET).await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ct-omnisend.toml");
         let project = Project { ct, dir, config };

@@ -6,6 +6,7 @@
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use emulators::{CtEmulator, CtEmulatorConfig};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -101,4 +102,16 @@ pub fn describe(out: &Output) -> String {
 pub fn json_doc(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
+}
+
+/// The commercetools emulator for project `project`, with one API client.
+pub async fn ct_emulator(project: &str, client_id: &str, client_secret: &str) -> CtEmulator {
+    CtEmulator::start(CtEmulatorConfig {
+        project_key: project.into(),
+        client_id: client_id.into(),
+        client_secret: client_secret.into(),
+        ..CtEmulatorConfig::default()
+    })
+    .await
+    .expect("commercetools emulator starts")
 }
