@@ -1,13 +1,14 @@
 //! `subscriptions install | status | remove` over HTTP against the commercetools emulator, with
 //! settings loaded from TOML like a user's file.
 
+use commercetools::subscription::{ChangeSubscription, SubscriptionUpdateAction};
 use commercetools::{CtClient, CtConfig};
 use connector::config::{Settings, SubscriptionsSettings};
 use connector::subscriptions::{
     self, Concern, InstallAction, RemoveOutcome, State, SubscriptionError,
 };
 use emulators::{CtEmulator, CtEmulatorConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PROJECT: &str = "subs-shop";
 const CLIENT_ID: &str = "subs-client";
@@ -371,30 +372,18 @@ async fn status_reports_missing_drifted_up_to_date_and_not_needed_subscriptions(
 
     // Someone edits one by hand; the configuration stops needing the catalog.
     let carts = ct.subscription_by_key("ct-omnisend-carts").unwrap();
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/oauth/token", ct.auth_url()))
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let resp = http
-        .post(format!(
-            "{}/{PROJECT}/subscriptions/key=ct-omnisend-carts",
-            ct.api_url()
-        ))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({"version": carts["version"], "actions": [
-            {"action": "setChanges", "changes": [{"resourceTypeId": "cart"}, {"resourceTypeId": "order"}]}
-        ]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let change = |resource: &str| ChangeSubscription {
+        resource_type_id: resource.into(),
+    };
+    api.update_subscription_by_key(
+        "ct-omnisend-carts",
+        carts["version"].as_i64().unwrap(),
+        vec![SubscriptionUpdateAction::SetChanges {
+            changes: vec![change("cart"), change("order")],
+        }],
+    )
+    .await
+    .unwrap();
     let fewer = settings(&format!(
         "[subscriptions]\ncatalog = false\n{}",
         pubsub("t")
