@@ -767,24 +767,27 @@ impl InFlight {
         claimed
     }
 
-    /// The next send to finish (`None` when none is in flight). A panicked send counts as
-    /// nothing sent: its row comes back when its lease ends.
+    /// The next send to finish (`None` when none is in flight).
     async fn next(&mut self) -> Option<Result<RoundStats, StoreError>> {
-        let joined = self.tasks.join_next().await?;
-        Some(joined.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "an event send panicked");
-            Ok(RoundStats::default())
-        }))
+        Some(Self::outcome(self.tasks.join_next().await?))
     }
 
     /// Logs the sends that have finished, without waiting.
     fn reap(&mut self) {
         while let Some(joined) = self.tasks.try_join_next() {
-            match joined {
-                Ok(r) => Self::log(r),
-                Err(e) => tracing::error!(error = %e, "an event send panicked"),
-            }
+            Self::log(Self::outcome(joined));
         }
+    }
+
+    /// A finished send's result. A panicked send counts as nothing sent: its row comes back
+    /// when its lease ends.
+    fn outcome(
+        joined: Result<Result<RoundStats, StoreError>, tokio::task::JoinError>,
+    ) -> Result<RoundStats, StoreError> {
+        joined.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an event send panicked");
+            Ok(RoundStats::default())
+        })
     }
 
     fn log(result: Result<RoundStats, StoreError>) {
